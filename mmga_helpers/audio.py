@@ -1,0 +1,186 @@
+"""Audio front end: WAV in, fixed-length 8 kHz clips, log-mel spectrograms, and back to waveforms.
+
+Everything past reading a file works on whole batches: clips are zero-padded into one matrix (with
+their true lengths kept) so that resampling, silence trimming, cropping and the spectrograms are
+array operations, not loops over clips. The inverse (log-mel to waveform by Griffin-Lim) lets a
+generated spectrogram be heard; it is seeded so that the same call gives the same sound.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from mmga_helpers.config import FsddConfig
+
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / "mmga-numba-cache"))
+import librosa  # noqa: E402  (after NUMBA_CACHE_DIR: numba fails to cache on read-only installs)
+
+# Log-mel values are decibels relative to full scale, floored at DB_FLOOR: a fixed range (not a
+# per-clip one) so that a decoder's output means the same loudness for every clip.
+DB_FLOOR = -80.0
+DB_CEIL = 20.0  # peak-normalised clips reach about +18 dB in a mel band
+AMIN = 10 ** (DB_FLOOR / 10)
+SILENCE_PEAK = 1e-4  # a clip whose peak is below this (-80 dBFS) has nothing to hear
+_CHUNK = 512  # clips per vectorised block: bounds memory on long batches
+
+
+class AudioError(ValueError):
+    """An audio input cannot be used; the message names the item and why."""
+
+
+def read_wav(source: str | Path | bytes, target_sr: int = 8000) -> np.ndarray:
+    """Read any PCM/float WAV (8-32 bit, mono or stereo, any rate) as mono float32 at ``target_sr``."""
+    name = "<bytes>" if isinstance(source, bytes) else str(source)
+    try:
+        handle = io.BytesIO(source) if isinstance(source, bytes) else source
+        wave, sr = sf.read(handle, dtype="float32", always_2d=True)
+    except FileNotFoundError:
+        raise AudioError(f"{name}: file not found") from None
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        raise AudioError(f"{name}: not a readable WAV file ({err}); convert it to WAV (PCM or float)") from None
+    wave = wave.mean(axis=1)  # stereo (or more channels) to mono
+    if wave.size == 0:
+        raise AudioError(f"{name}: the file holds no samples")
+    if sr != target_sr:
+        wave = librosa.resample(wave, orig_sr=sr, target_sr=target_sr, res_type="soxr_hq").astype(np.float32)
+    return wave
+
+
+def check_waves(waves: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """1-D finite float32 arrays, non-empty and not silent; a ValueError names the first bad item."""
+    if len(waves) == 0:
+        raise AudioError("no clips given")
+    out = []
+    for i, w in enumerate(waves):
+        arr = np.asarray(w)
+        if arr.ndim != 1:
+            raise AudioError(f"clip {i}: expected a 1-D waveform, got shape {arr.shape}")
+        if arr.size == 0:
+            raise AudioError(f"clip {i}: empty (no samples)")
+        if not np.issubdtype(arr.dtype, np.number):
+            raise AudioError(f"clip {i}: dtype {arr.dtype} is not numeric")
+        arr = arr.astype(np.float32, copy=False)
+        if not np.isfinite(arr).all():
+            raise AudioError(f"clip {i}: contains NaN or inf")
+        if np.abs(arr).max() < SILENCE_PEAK:
+            raise AudioError(f"clip {i}: silent (peak below {SILENCE_PEAK:g}); nothing to hear")
+        out.append(arr)
+    return out
+
+
+def pad_batch(waves: Sequence[np.ndarray], width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-pad clips into one ``[N, width]`` matrix; returns it and the true lengths."""
+    lengths = np.array([len(w) for w in waves], dtype=np.int64)
+    width = int(width or lengths.max())
+    batch = np.zeros((len(waves), width), dtype=np.float32)
+    for row, w in zip(batch, waves, strict=True):  # a copy per clip: the only per-clip step
+        row[: min(len(w), width)] = w[:width]
+    return batch, lengths
+
+
+def trim_and_fix(batch: np.ndarray, lengths: np.ndarray, cfg: FsddConfig) -> np.ndarray:
+    """Trim leading/trailing silence (``top_db`` below each clip's peak), then crop or zero-pad to
+    ``duration``; start-aligned, as ``librosa.effects.trim`` does, but for the whole batch at once."""
+    n = cfg.n_samples
+    frame, hop = cfg.n_fft, cfg.hop_length
+    rms = librosa.feature.rms(y=batch, frame_length=frame, hop_length=hop, center=True)[:, 0, :]
+    frames_in_clip = (lengths[:, None] // hop + 1) > np.arange(rms.shape[1])[None, :]
+    db = librosa.amplitude_to_db(rms, ref=1.0, amin=1e-10, top_db=None)
+    db = np.where(frames_in_clip, db, -np.inf)
+    loud = db > (db.max(axis=1, keepdims=True) - cfg.top_db)
+    first = loud.argmax(axis=1)
+    last = rms.shape[1] - 1 - loud[:, ::-1].argmax(axis=1)
+    start = first * hop
+    end = np.minimum((last + 1) * hop, lengths)
+    idx = start[:, None] + np.arange(n)[None, :]
+    valid = idx < end[:, None]
+    padded = np.pad(batch, ((0, 0), (0, n)))
+    out = np.take_along_axis(padded, np.minimum(idx, padded.shape[1] - 1), axis=1)
+    return np.where(valid, out, 0.0).astype(np.float32)
+
+
+def prepare_waves(waves: Sequence[np.ndarray], cfg: FsddConfig, sample_rate: int | None = None) -> np.ndarray:
+    """Clips at any rate -> ``[N, n_samples]`` float32 at ``cfg.sample_rate``: resampled, trimmed,
+    fixed in length and (when ``cfg.normalize``) peak-normalised."""
+    waves = check_waves(waves)
+    sr = sample_rate or cfg.sample_rate
+    out = np.empty((len(waves), cfg.n_samples), dtype=np.float32)
+    for lo in range(0, len(waves), _CHUNK):
+        batch, lengths = pad_batch(waves[lo : lo + _CHUNK])
+        if sr != cfg.sample_rate:
+            batch = librosa.resample(batch, orig_sr=sr, target_sr=cfg.sample_rate, res_type="soxr_hq", axis=-1)
+            lengths = np.ceil(lengths * cfg.sample_rate / sr).astype(np.int64)
+        out[lo : lo + len(batch)] = trim_and_fix(batch.astype(np.float32), lengths, cfg)
+    if cfg.normalize:
+        peak = np.abs(out).max(axis=1, keepdims=True)
+        out /= np.maximum(peak, SILENCE_PEAK)
+    return out
+
+
+def _mel_basis(cfg: FsddConfig) -> np.ndarray:
+    return librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels)
+
+
+def stft_magnitude(batch: np.ndarray, cfg: FsddConfig) -> np.ndarray:
+    return np.abs(librosa.stft(batch, n_fft=cfg.n_fft, hop_length=cfg.hop_length, center=True))
+
+
+def logmel(batch: np.ndarray, cfg: FsddConfig) -> np.ndarray:
+    """``[N, n_samples]`` -> ``[N, n_mels, frames]`` log-mel power in dB, floored at ``DB_FLOOR``."""
+    batch = np.asarray(batch, dtype=np.float32)
+    out = np.empty((len(batch), cfg.n_mels, cfg.n_frames), dtype=np.float32)
+    basis = _mel_basis(cfg)
+    for lo in range(0, len(batch), _CHUNK):
+        power = stft_magnitude(batch[lo : lo + _CHUNK], cfg) ** 2
+        mel = np.einsum("mf,nft->nmt", basis, power, optimize=True)
+        out[lo : lo + len(mel)] = librosa.power_to_db(mel, ref=1.0, amin=AMIN, top_db=None)
+    return out
+
+
+def to_unit(logmel_db: np.ndarray) -> np.ndarray:
+    """Map dB to [0, 1] for the autoencoders (0 = ``DB_FLOOR``, 1 = ``DB_CEIL``)."""
+    return np.clip((logmel_db - DB_FLOOR) / (DB_CEIL - DB_FLOOR), 0.0, 1.0).astype(np.float32)
+
+
+def from_unit(unit: np.ndarray) -> np.ndarray:
+    return (np.asarray(unit, dtype=np.float32) * (DB_CEIL - DB_FLOOR) + DB_FLOOR).astype(np.float32)
+
+
+def inverse_logmel(logmel_db: np.ndarray, cfg: FsddConfig, seed: int = 0, n_iter: int | None = None) -> np.ndarray:
+    """``[N, n_mels, frames]`` dB -> ``[N, n_samples]`` waveforms: mel to linear magnitude by the
+    basis' pseudo-inverse (clipped at zero), then Griffin-Lim with a seeded initial phase."""
+    power = librosa.db_to_power(np.asarray(logmel_db, dtype=np.float32)) * (logmel_db > DB_FLOOR + 1e-3)
+    inv = np.linalg.pinv(_mel_basis(cfg))
+    out = np.empty((len(power), cfg.n_samples), dtype=np.float32)
+    for lo in range(0, len(power), _CHUNK):
+        lin = np.einsum("fm,nmt->nft", inv, power[lo : lo + _CHUNK], optimize=True)
+        mag = np.sqrt(np.maximum(lin, 0.0))
+        out[lo : lo + len(mag)] = librosa.griffinlim(
+            mag, n_iter=n_iter or cfg.griffin_lim_iters, hop_length=cfg.hop_length, n_fft=cfg.n_fft,
+            length=cfg.n_samples, random_state=seed, center=True,
+        )
+    return out
+
+
+def spectral_convergence(reference: np.ndarray, estimate: np.ndarray, cfg: FsddConfig) -> np.ndarray:
+    """Per clip ``||S - S_hat||_F / ||S||_F`` on STFT magnitudes (0 is perfect; phase-blind)."""
+    ref = stft_magnitude(np.asarray(reference, np.float32), cfg)
+    est = stft_magnitude(np.asarray(estimate, np.float32), cfg)
+    num = np.linalg.norm((ref - est).reshape(len(ref), -1), axis=1)
+    den = np.maximum(np.linalg.norm(ref.reshape(len(ref), -1), axis=1), 1e-12)
+    return num / den
+
+
+def write_wav(path: str | Path, wave: np.ndarray, sample_rate: int = 8000) -> Path:
+    """16-bit PCM WAV, written atomically."""
+    from mmga_helpers.io import atomic_path
+
+    with atomic_path(path, suffix=".wav") as tmp:
+        sf.write(tmp, np.clip(wave, -1, 1), sample_rate, subtype="PCM_16", format="WAV")
+    return Path(path)
