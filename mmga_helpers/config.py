@@ -78,7 +78,7 @@ class FsddConfig(_Section):
 
     @property
     def n_samples(self) -> int:
-        return int(round(self.sample_rate * self.duration))
+        return round(self.sample_rate * self.duration)
 
     @property
     def n_frames(self) -> int:
@@ -209,7 +209,10 @@ def load_config(source: str | Path = "quick") -> Config:
             f"config file {path} not found; give a path to a .json/.yaml file or a profile "
             f"({', '.join(PROFILES)})"
         )
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file {path} cannot be read as UTF-8 text: {err}") from None
     try:
         if path.suffix == ".json":
             data = json.loads(text)

@@ -23,6 +23,16 @@ class OutputError(OSError):
     """An output could not be written; nothing earlier was lost."""
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)  # the os module has no getter: set, read, restore (once, at import)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates 0600 files; an artefact should get the mode a plain open() would give it
+_FILE_MODE = 0o666 & ~_read_umask()
+
+
 @contextmanager
 def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` when the block succeeds."""
@@ -33,6 +43,7 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
             dir=path.parent, prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix
         )
         os.close(fd)
+        os.chmod(tmp, _FILE_MODE)
     except OSError as err:
         raise OutputError(err.errno, f"cannot write under {path.parent}: {err.strerror}; "
                           "check that the outputs folder exists and is writable") from None
@@ -43,8 +54,9 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     except OSError as err:
         tmp_path.unlink(missing_ok=True)
         hint = "the disk is full" if err.errno == errno.ENOSPC else (err.strerror or str(err))
-        raise OutputError(err.errno or errno.EIO,
-                          f"could not write {path}: {hint}; the previous version, if any, is intact") from None
+        raise OutputError(
+            err.errno or errno.EIO, f"could not write {path}: {hint}; the previous version, if any, is intact"
+        ) from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
@@ -83,7 +95,8 @@ def read_json(path: str | Path) -> Any:
 
 def write_npz(path: str | Path, **arrays: np.ndarray) -> Path:
     with atomic_path(path, suffix=".npz") as tmp:
-        np.savez_compressed(tmp, **arrays)
+        # allow_pickle=False: an object array would be pickled here and refused by read_npz
+        np.savez_compressed(tmp, allow_pickle=False, **arrays)
     return Path(path)
 
 
