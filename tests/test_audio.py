@@ -1,0 +1,263 @@
+"""Audio front end: reading WAVs of any kind, batch preparation, log-mel and its inverse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mmga_helpers import audio as A
+from mmga_helpers.audio import AudioError
+from mmga_helpers.config import FsddConfig, load_config
+
+
+@pytest.fixture(scope="module")
+def cfg() -> FsddConfig:
+    return load_config("quick").data.fsdd
+
+
+def _tone(freq: float, seconds: float, sr: int, amp: float = 0.5) -> np.ndarray:
+    t = np.arange(round(seconds * sr)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def _peak_hz(wave: np.ndarray, sr: int) -> float:
+    spec = np.abs(np.fft.rfft(wave * np.hanning(len(wave))))
+    return float(np.fft.rfftfreq(len(wave), 1 / sr)[spec.argmax()])
+
+
+@pytest.fixture(scope="module")
+def real_clips(real_data: Path) -> list[np.ndarray]:
+    """A few real FSDD test clips, read directly (the loader is tested in test_data)."""
+    names = ["0_george_0.wav", "3_jackson_1.wav", "7_lucas_2.wav", "9_theo_4.wav", "5_yweweler_3.wav"]
+    out = []
+    for n in names:
+        wave, sr = sf.read(real_data / "fsdd" / "recordings" / n, dtype="float32")
+        assert sr == 8000
+        out.append(wave)
+    return out
+
+
+# -- read_wav --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("sr", "channels", "subtype"),
+    [
+        (8000, 1, "PCM_16"),
+        (16000, 1, "PCM_16"),
+        (44100, 1, "PCM_16"),
+        (22050, 2, "PCM_16"),
+        (16000, 1, "PCM_24"),
+        (48000, 1, "FLOAT"),
+        (11025, 2, "PCM_U8"),
+    ],
+)
+def test_read_wav_any_format(tmp_path: Path, sr: int, channels: int, subtype: str) -> None:
+    seconds = 0.5
+    tone = _tone(440, seconds, sr)
+    data = np.stack([tone, tone], axis=1) if channels == 2 else tone
+    path = tmp_path / f"t_{sr}_{channels}_{subtype}.wav"
+    sf.write(path, data, sr, subtype=subtype)
+    wave = A.read_wav(path)
+    assert wave.dtype == np.float32 and wave.ndim == 1
+    assert abs(len(wave) - seconds * 8000) <= 0.01 * seconds * 8000
+    assert abs(_peak_hz(wave, 8000) - 440) < 5
+    assert abs(np.abs(wave).max() - 0.5) < 0.02  # resampling keeps the level
+    assert A.read_wav(path.read_bytes()).shape == wave.shape  # bytes work as well as paths
+
+
+def test_read_wav_stereo_is_averaged(tmp_path: Path) -> None:
+    left, right = _tone(440, 0.25, 8000, 0.6), _tone(1000, 0.25, 8000, 0.2)
+    sf.write(tmp_path / "s.wav", np.stack([left, right], axis=1), 8000, subtype="FLOAT")
+    np.testing.assert_allclose(A.read_wav(tmp_path / "s.wav"), (left + right) / 2, atol=1e-6)
+
+
+def test_read_wav_other_target_rate(tmp_path: Path) -> None:
+    sf.write(tmp_path / "t.wav", _tone(440, 0.5, 8000), 8000)
+    wave = A.read_wav(tmp_path / "t.wav", target_sr=16000)
+    assert abs(len(wave) - 8000) <= 80 and abs(_peak_hz(wave, 16000) - 440) < 5
+
+
+@pytest.mark.parametrize("content", [b"hello, not audio", b"", b"RIFF\x00\x00\x00\x00WAVEjunk"])
+def test_read_wav_not_a_wav(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "fake.wav"
+    path.write_bytes(content)
+    with pytest.raises(AudioError, match=r"fake\.wav: not a readable WAV"):
+        A.read_wav(path)
+    with pytest.raises(AudioError, match="<bytes>"):
+        A.read_wav(content)
+
+
+def test_read_wav_empty(tmp_path: Path) -> None:
+    sf.write(tmp_path / "empty.wav", np.zeros(0, np.float32), 8000)
+    with pytest.raises(AudioError, match=r"empty\.wav: the file holds no samples"):
+        A.read_wav(tmp_path / "empty.wav")
+
+
+def test_read_wav_missing(tmp_path: Path) -> None:
+    with pytest.raises(AudioError, match=r"absent\.wav: (file not found|not a readable)"):
+        A.read_wav(tmp_path / "absent.wav")
+
+
+# -- check_waves -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("bad", "expect"),
+    [
+        (np.array([0.5, np.nan, 0.1], np.float32), "NaN or inf"),
+        (np.array([0.5, np.inf], np.float64), "NaN or inf"),
+        (np.zeros(0, np.float32), "empty"),
+        (np.zeros(100, np.float32), "silent"),
+        (np.full(100, 1e-6, np.float32), "silent"),
+        (np.ones((2, 100), np.float32), "1-D"),
+        (np.array(["a", "b"]), "not numeric"),
+    ],
+)
+def test_check_waves_names_the_clip(bad: np.ndarray, expect: str) -> None:
+    good = _tone(440, 0.1, 8000)
+    with pytest.raises(AudioError, match=rf"clip 2: .*{expect}"):
+        A.check_waves([good, good, bad, good])
+
+
+def test_check_waves_ok() -> None:
+    out = A.check_waves([np.ones(10, np.float64) * 0.5, [0.1, -0.2, 0.3]])
+    assert [w.dtype for w in out] == [np.float32, np.float32]
+    assert out[1].tolist() == pytest.approx([0.1, -0.2, 0.3])
+    with pytest.raises(AudioError, match="no clips"):
+        A.check_waves([])
+
+
+# -- prepare_waves ---------------------------------------------------------------------------------
+def test_prepare_shape_and_normalisation(cfg: FsddConfig, real_clips: list[np.ndarray]) -> None:
+    clips = [*real_clips, _tone(300, 2.5, 8000, 0.05), _tone(700, 0.1, 8000, 0.9)]
+    out = A.prepare_waves(clips, cfg)
+    assert out.shape == (len(clips), cfg.n_samples) and out.dtype == np.float32
+    np.testing.assert_allclose(np.abs(out).max(axis=1), 1.0, rtol=1e-6)
+    assert np.isfinite(out).all()
+    short = out[-1]  # a 0.1 s clip is zero-padded at the end
+    assert np.abs(short[:700]).max() > 0.5 and not short[1000:].any()
+
+
+def test_prepare_without_normalisation(cfg: FsddConfig) -> None:
+    raw = cfg.model_copy(update={"normalize": False})
+    out = A.prepare_waves([_tone(440, 0.5, 8000, 0.25)], raw)
+    assert abs(np.abs(out).max() - 0.25) < 1e-3
+
+
+def test_prepare_trims_leading_silence(cfg: FsddConfig) -> None:
+    sr = cfg.sample_rate
+    clip = np.concatenate([np.zeros(int(0.3 * sr), np.float32), _tone(440, 0.5, sr)])
+    out = A.prepare_waves([clip], cfg)[0]
+    first = int(np.argmax(np.abs(out) > 0.1))
+    # the tone starts within half an analysis window (n_fft / 2 samples = 16 ms), as librosa's trim does
+    assert first <= cfg.n_fft // 2, first
+    assert first / sr < 0.016
+    # the whole 0.5 s tone is kept (every 10 ms of it is loud) and what follows is silent
+    kept = np.abs(out[first : first + int(0.48 * sr)]).reshape(-1, 80).max(axis=1)
+    assert kept.min() > 0.9
+    assert not out[int(0.5 * sr) + cfg.n_fft // 2 :].any()
+
+
+def test_prepare_trims_like_librosa(cfg: FsddConfig, real_clips: list[np.ndarray]) -> None:
+    import librosa
+
+    for clip in real_clips:
+        _, (start, _) = librosa.effects.trim(
+            clip, top_db=cfg.top_db, frame_length=cfg.n_fft, hop_length=cfg.hop_length
+        )
+        ours = A.prepare_waves([clip], cfg.model_copy(update={"normalize": False}))[0]
+        want = clip[start : start + cfg.n_samples]
+        np.testing.assert_array_equal(ours[:100], want[:100])
+
+
+def test_prepare_batch_equals_single(cfg: FsddConfig, real_clips: list[np.ndarray]) -> None:
+    clips = [*real_clips, _tone(523, 1.7, 8000), _tone(200, 0.2, 8000)]
+    batch = A.prepare_waves(clips, cfg)
+    single = np.stack([A.prepare_waves([c], cfg)[0] for c in clips])
+    np.testing.assert_allclose(batch, single, atol=1e-6)
+
+
+def test_prepare_batch_equals_single_across_chunks(
+    cfg: FsddConfig, real_clips: list[np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = A.prepare_waves(real_clips, cfg)
+    monkeypatch.setattr(A, "_CHUNK", 2)  # several chunks, the last one short
+    np.testing.assert_allclose(A.prepare_waves(real_clips, cfg), whole, atol=1e-6)
+
+
+def test_prepare_other_rate(cfg: FsddConfig, real_clips: list[np.ndarray]) -> None:
+    import librosa
+
+    at16 = [librosa.resample(c, orig_sr=8000, target_sr=16000) for c in real_clips]
+    out = A.prepare_waves(at16, cfg, sample_rate=16000)
+    ref = A.prepare_waves(real_clips, cfg)
+    assert out.shape == ref.shape == (len(real_clips), cfg.n_samples)
+    assert A.spectral_convergence(ref, out, cfg).max() < 0.1
+    batch_single = np.stack([A.prepare_waves([c], cfg, sample_rate=16000)[0] for c in at16])
+    np.testing.assert_allclose(out, batch_single, atol=1e-6)
+    tone = A.prepare_waves([_tone(440, 0.5, 16000)], cfg, sample_rate=16000)[0]
+    assert abs(_peak_hz(tone[:4000], 8000) - 440) < 5
+
+
+# -- log-mel and back ------------------------------------------------------------------------------
+def test_logmel_shape_and_range(cfg: FsddConfig, real_clips: list[np.ndarray]) -> None:
+    waves = A.prepare_waves(real_clips, cfg)
+    mel = A.logmel(waves, cfg)
+    assert mel.shape == (len(waves), cfg.n_mels, cfg.n_frames) and mel.dtype == np.float32
+    assert mel.min() >= A.DB_FLOOR
+    assert mel.max() <= A.DB_CEIL  # peak-normalised speech stays below the ceiling
+    assert mel.max() > 0  # and is loud somewhere
+    assert (mel[:, :, -1] == A.DB_FLOOR).any()  # the zero padding is at the floor
+    one = A.logmel(waves[:1], cfg)
+    np.testing.assert_allclose(one[0], mel[0], atol=1e-4)
+
+
+def test_logmel_silence_is_floor(cfg: FsddConfig) -> None:
+    mel = A.logmel(np.zeros((2, cfg.n_samples), np.float32), cfg)
+    assert (mel == A.DB_FLOOR).all()
+
+
+def test_unit_round_trip() -> None:
+    db = np.linspace(A.DB_FLOOR, A.DB_CEIL, 101, dtype=np.float32)
+    unit = A.to_unit(db)
+    assert unit.min() == 0.0 and unit.max() == 1.0 and unit.dtype == np.float32
+    np.testing.assert_allclose(A.from_unit(unit), db, atol=1e-4)
+    # outside the range values clip to the ends
+    assert A.to_unit(np.array([A.DB_FLOOR - 50, A.DB_CEIL + 50])).tolist() == [0.0, 1.0]
+
+
+def test_inverse_logmel_quality_and_determinism(cfg: FsddConfig, real_clips: list[np.ndarray]) -> None:
+    waves = A.prepare_waves(real_clips[:3], cfg)
+    mel = A.logmel(waves, cfg)
+    back = A.inverse_logmel(mel, cfg, seed=0)
+    assert back.shape == waves.shape and back.dtype == np.float32
+    sc = A.spectral_convergence(waves, back, cfg)
+    assert (sc < 0.35).all(), sc
+    np.testing.assert_array_equal(A.inverse_logmel(mel, cfg, seed=0), back)
+    other = A.inverse_logmel(mel, cfg, seed=1)
+    assert not np.array_equal(other, back)  # the seed matters
+    assert (A.spectral_convergence(waves, other, cfg) < 0.35).all()
+    # the spectrogram of the reconstruction is close to the one it came from
+    assert np.abs(A.logmel(back, cfg) - mel)[mel > -40].mean() < 6.0
+
+
+def test_spectral_convergence(cfg: FsddConfig, real_clips: list[np.ndarray]) -> None:
+    waves = A.prepare_waves(real_clips[:2], cfg)
+    assert np.allclose(A.spectral_convergence(waves, waves, cfg), 0.0)
+    assert (A.spectral_convergence(waves, np.zeros_like(waves), cfg) == pytest.approx(1.0))
+    assert (A.spectral_convergence(waves, waves[::-1], cfg) > 0.5).all()
+
+
+# -- write_wav -------------------------------------------------------------------------------------
+def test_write_wav_round_trip(tmp_path: Path, cfg: FsddConfig) -> None:
+    wave = _tone(440, 0.5, 8000, 0.7)
+    path = A.write_wav(tmp_path / "out" / "x.wav", wave)
+    info = sf.info(path)
+    assert info.samplerate == 8000 and info.channels == 1 and info.subtype == "PCM_16"
+    back = A.read_wav(path)
+    assert back.shape == wave.shape
+    np.testing.assert_allclose(back, wave, atol=1 / 32768 + 1e-6)
+    loud = A.write_wav(tmp_path / "loud.wav", np.array([2.0, -3.0, 0.5], np.float32))
+    # clipped, not wrapped around
+    np.testing.assert_allclose(A.read_wav(loud), [32767 / 32768, -1.0, 0.5], atol=1e-4)
+    assert sorted(p.name for p in tmp_path.rglob(".*")) == []  # no temporary files left
