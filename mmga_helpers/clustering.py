@@ -1,0 +1,448 @@
+"""Clustering of autoencoder latents, in scikit-learn style, saved without pickle.
+
+Every estimator keeps its learned state in plain arrays (attributes ending in ``_``) so that
+:meth:`save` can write one ``.npz`` file (arrays plus a JSON header, read back with
+``allow_pickle=False``) and :meth:`load` can rebuild an estimator that predicts exactly the same.
+
+``UmapGMM`` follows N2D (McConville et al., 2020): standardize, embed with UMAP, cluster the
+embedding with a Gaussian mixture. A fitted UMAP object cannot be stored without pickle, so new
+points are embedded by a k-nearest-neighbour rule (see :meth:`UmapGMM.transform`); ``predict``
+always uses that rule, before and after a save/load, so both give identical results.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.cluster import KMeans
+from sklearn.metrics import pairwise_distances_argmin
+from sklearn.mixture import GaussianMixture
+from sklearn.neighbors import NearestNeighbors
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from mmga_helpers.config import ClusteringConfig
+from mmga_helpers.io import read_npz, write_npz
+
+ALGORITHMS = ("kmeans", "gmm", "umap_gmm")
+FORMAT_VERSION = 1
+_META_KEY = "__meta__"
+_FLOATS = (np.float64, np.float32)
+
+
+# -- pickle-free persistence ------------------------------------------------------------------------
+def write_model(path: str | Path, kind: str, params: dict[str, Any], arrays: dict[str, NDArray]) -> Path:
+    """Write ``arrays`` and a JSON header (kind, params) atomically into one ``.npz`` file."""
+    meta = json.dumps({"kind": kind, "params": params, "format_version": FORMAT_VERSION}, sort_keys=True)
+    if _META_KEY in arrays:
+        raise ValueError(f"array name {_META_KEY!r} is reserved")
+    return write_npz(path, **{_META_KEY: np.array(meta)}, **arrays)
+
+
+def read_model(path: str | Path, kind: str | None = None) -> tuple[str, dict[str, Any], dict[str, NDArray]]:
+    """Read what :func:`write_model` wrote; ``kind`` (when given) must match the stored kind."""
+    arrays = read_npz(path)
+    if _META_KEY not in arrays:
+        raise ValueError(f"{path} is not a saved MMGA model (no {_META_KEY} entry)")
+    meta = json.loads(str(arrays.pop(_META_KEY)))
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: unsupported format version {meta.get('format_version')!r}")
+    if kind is not None and meta["kind"] != kind:
+        raise ValueError(f"{path} holds a {meta['kind']}, not a {kind}")
+    return meta["kind"], meta["params"], arrays
+
+
+def _json_seed(random_state: Any) -> int | None:
+    """Only an int seed (or None) can be written to JSON; a generator object is stored as None."""
+    if isinstance(random_state, int | np.integer) and not isinstance(random_state, bool):
+        return int(random_state)
+    return None
+
+
+def _seed_for(random_state: Any) -> int | None:
+    """An int seed for libraries (UMAP) that want one; None stays None (non-deterministic)."""
+    if random_state is None:
+        return None
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+class _PersistentClusterer(ClusterMixin, BaseEstimator):
+    """Shared save/load: subclasses list their learned arrays and how to rebuild derived state."""
+
+    _state_arrays: ClassVar[tuple[str, ...]] = ()
+
+    def _get_state(self) -> dict[str, NDArray]:
+        check_is_fitted(self)
+        return {name: np.asarray(getattr(self, name)) for name in self._state_arrays}
+
+    def _set_state(self, arrays: dict[str, NDArray]) -> None:
+        missing = [n for n in self._state_arrays if n not in arrays]
+        if missing:
+            raise ValueError(f"saved {type(self).__name__} lacks arrays {missing}")
+        for name in self._state_arrays:
+            value = arrays[name]
+            setattr(self, name, value.item() if value.ndim == 0 else value)
+        self.n_features_in_ = int(arrays["n_features_in_"])
+
+    def _params_for_json(self) -> dict[str, Any]:
+        params = self.get_params(deep=False)
+        params["random_state"] = _json_seed(params.get("random_state"))
+        return params
+
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted model to ``path`` (.npz, no pickle)."""
+        arrays = self._get_state()
+        arrays["n_features_in_"] = np.asarray(self.n_features_in_)
+        return write_model(path, type(self).__name__, self._params_for_json(), arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        """Rebuild a fitted model written by :meth:`save`."""
+        _, params, arrays = read_model(path, cls.__name__)
+        est = cls(**params)
+        est._set_state(arrays)
+        return est
+
+
+# -- k-means ----------------------------------------------------------------------------------------
+class LatentKMeans(_PersistentClusterer):
+    """k-means on latents: the simple baseline every other clustering is compared against."""
+
+    _state_arrays = ("cluster_centers_", "labels_", "inertia_")
+
+    def __init__(self, n_clusters: int = 10, n_init: int = 10, random_state: Any = None) -> None:
+        self.n_clusters = n_clusters
+        self.n_init = n_init
+        self.random_state = random_state
+
+    def fit(self, X: ArrayLike, y: None = None) -> Self:
+        X = validate_data(self, X, reset=True, dtype=_FLOATS)
+        km = KMeans(n_clusters=self.n_clusters, n_init=self.n_init, random_state=self.random_state).fit(X)
+        self.cluster_centers_ = km.cluster_centers_
+        self.inertia_ = float(km.inertia_)
+        # predict() is nearest centre; recompute labels that way so labels_ == predict(X) always
+        self.labels_ = self._nearest(X)
+        return self
+
+    def _nearest(self, X: NDArray) -> NDArray[np.int64]:
+        centers = self.cluster_centers_.astype(X.dtype, copy=False)
+        return pairwise_distances_argmin(X, centers).astype(np.int64)
+
+    def predict(self, X: ArrayLike) -> NDArray[np.int64]:
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=_FLOATS)
+        return self._nearest(X)
+
+
+# -- Gaussian mixture -------------------------------------------------------------------------------
+_MIXTURE_ARRAYS = ("weights_", "means_", "covariances_", "precisions_cholesky_")
+
+
+def _fit_mixture(
+    X: NDArray, n_clusters: int, covariance_type: str, n_init: int, random_state: Any
+) -> GaussianMixture:
+    gm = GaussianMixture(
+        n_components=n_clusters,
+        covariance_type=covariance_type,
+        n_init=n_init,
+        init_params="kmeans",
+        random_state=random_state,
+    )
+    return gm.fit(X)
+
+
+def _mixture_state(gm: GaussianMixture, prefix: str = "mixture.") -> dict[str, NDArray]:
+    return {prefix + name: np.asarray(getattr(gm, name)) for name in _MIXTURE_ARRAYS}
+
+
+def _mixture_from_state(
+    arrays: dict[str, NDArray], covariance_type: str, n_features: int, prefix: str = "mixture."
+) -> GaussianMixture:
+    """A fitted GaussianMixture rebuilt from its arrays: its own predict code then runs unchanged."""
+    weights = arrays[prefix + "weights_"]
+    gm = GaussianMixture(n_components=len(weights), covariance_type=covariance_type)
+    for name in _MIXTURE_ARRAYS:
+        setattr(gm, name, arrays[prefix + name])
+    gm.precisions_ = _precisions(gm.precisions_cholesky_, covariance_type)
+    gm.n_features_in_ = n_features
+    gm.converged_ = True
+    gm.n_iter_ = 0
+    gm.lower_bound_ = np.nan
+    return gm
+
+
+def _precisions(prec_chol: NDArray, covariance_type: str) -> NDArray:
+    if covariance_type == "full":
+        return np.einsum("kij,klj->kil", prec_chol, prec_chol)
+    if covariance_type == "tied":
+        return prec_chol @ prec_chol.T
+    return prec_chol**2
+
+
+class LatentGMM(_PersistentClusterer):
+    """Gaussian mixture on latents (k-means initialised): soft assignments and elliptical clusters."""
+
+    def __init__(
+        self, n_clusters: int = 10, covariance_type: str = "full", n_init: int = 3, random_state: Any = None
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.covariance_type = covariance_type
+        self.n_init = n_init
+        self.random_state = random_state
+
+    def fit(self, X: ArrayLike, y: None = None) -> Self:
+        X = validate_data(self, X, reset=True, dtype=_FLOATS)
+        gm = _fit_mixture(X, self.n_clusters, self.covariance_type, self.n_init, self.random_state)
+        self.mixture_ = gm
+        self.means_ = gm.means_
+        self.converged_ = bool(gm.converged_)
+        self.labels_ = gm.predict(X).astype(np.int64)
+        return self
+
+    def predict(self, X: ArrayLike) -> NDArray[np.int64]:
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=_FLOATS)
+        return self.mixture_.predict(X).astype(np.int64)
+
+    def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=_FLOATS)
+        return self.mixture_.predict_proba(X)
+
+    def _get_state(self) -> dict[str, NDArray]:
+        check_is_fitted(self)
+        return {**_mixture_state(self.mixture_), "labels_": self.labels_,
+                "converged_": np.asarray(self.converged_)}
+
+    def _set_state(self, arrays: dict[str, NDArray]) -> None:
+        self.n_features_in_ = int(arrays["n_features_in_"])
+        self.mixture_ = _mixture_from_state(arrays, self.covariance_type, self.n_features_in_)
+        self.means_ = self.mixture_.means_
+        self.converged_ = bool(arrays["converged_"])
+        self.labels_ = arrays["labels_"]
+
+
+# -- N2D: UMAP + Gaussian mixture -------------------------------------------------------------------
+class UmapGMM(_PersistentClusterer):
+    """N2D clustering: standardize, UMAP to a few dimensions, Gaussian mixture there.
+
+    UMAP's manifold embedding separates digit classes far better than k-means on raw latents. The
+    fitted UMAP object is not kept (it cannot be stored without pickle); instead the standardized
+    training inputs and their UMAP embedding are kept, and any point is embedded as the
+    inverse-distance-weighted mean of the embeddings of its ``n_neighbors`` nearest training points
+    (a training point maps onto its own embedding). This approximates ``UMAP.transform`` and is the
+    only embedding ``predict`` uses, so predictions are identical before and after save/load.
+    """
+
+    _state_arrays = ("mean_", "scale_", "train_inputs_", "embedding_", "labels_")
+
+    def __init__(
+        self,
+        n_clusters: int = 10,
+        n_components: int = 10,
+        n_neighbors: int = 15,
+        min_dist: float = 0.0,
+        random_state: Any = None,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.n_components = n_components
+        self.n_neighbors = n_neighbors
+        self.min_dist = min_dist
+        self.random_state = random_state
+
+    def fit(self, X: ArrayLike, y: None = None) -> Self:
+        X = validate_data(self, X, reset=True, dtype=np.float64)
+        n = X.shape[0]
+        if n <= max(self.n_clusters, self.n_components + 1, 2):
+            raise ValueError(
+                f"UmapGMM needs more samples than n_clusters={self.n_clusters} and "
+                f"n_components+1={self.n_components + 1}; got n_samples={n}"
+            )
+        import umap  # deferred: importing umap-learn takes seconds (it probes TensorFlow)
+
+        self.mean_ = X.mean(axis=0)
+        scale = X.std(axis=0)
+        self.scale_ = np.where(scale > 0, scale, 1.0)
+        self.train_inputs_ = (X - self.mean_) / self.scale_
+        seed = _seed_for(self.random_state)
+        reducer = umap.UMAP(
+            n_components=self.n_components,
+            n_neighbors=min(self.n_neighbors, n - 1),
+            min_dist=self.min_dist,
+            metric="euclidean",
+            random_state=seed,
+            n_jobs=1 if seed is not None else -1,  # a seed forces one thread; say so to avoid a warning
+        )
+        self.embedding_ = np.asarray(reducer.fit_transform(self.train_inputs_), dtype=np.float64)
+        self.mixture_ = _fit_mixture(self.embedding_, self.n_clusters, "full", 3, seed)
+        self._build_neighbors()
+        self.labels_ = self.predict(X)
+        return self
+
+    def _build_neighbors(self) -> None:
+        k = min(self.n_neighbors, self.train_inputs_.shape[0])
+        self.neighbors_ = NearestNeighbors(n_neighbors=k).fit(self.train_inputs_)
+
+    def transform(self, X: ArrayLike) -> NDArray[np.float64]:
+        """The kNN out-of-sample embedding described in the class docstring."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        Z = (X - self.mean_) / self.scale_
+        dist, idx = self.neighbors_.kneighbors(Z)
+        exact = dist <= 1e-12
+        has_exact = exact.any(axis=1, keepdims=True)
+        weights = np.where(has_exact, exact.astype(np.float64), 1.0 / np.maximum(dist, 1e-12))
+        weights /= weights.sum(axis=1, keepdims=True)
+        return np.einsum("nk,nkd->nd", weights, self.embedding_[idx])
+
+    def predict(self, X: ArrayLike) -> NDArray[np.int64]:
+        return self.mixture_.predict(self.transform(X)).astype(np.int64)
+
+    def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
+        return self.mixture_.predict_proba(self.transform(X))
+
+    def _get_state(self) -> dict[str, NDArray]:
+        return {**super()._get_state(), **_mixture_state(self.mixture_)}
+
+    def _set_state(self, arrays: dict[str, NDArray]) -> None:
+        super()._set_state(arrays)
+        self.mixture_ = _mixture_from_state(arrays, "full", self.n_components)
+        self._build_neighbors()
+
+
+Clusterer = LatentKMeans | LatentGMM | UmapGMM
+_CLASSES: dict[str, type[_PersistentClusterer]] = {
+    "LatentKMeans": LatentKMeans,
+    "LatentGMM": LatentGMM,
+    "UmapGMM": UmapGMM,
+}
+
+
+def make_clusterer(
+    algorithm: str, n_clusters: int, cfg: ClusteringConfig | None = None, random_state: Any = None
+) -> Clusterer:
+    """The clusterer the config names; ``n_clusters`` is separate because each modality has its own."""
+    if algorithm == "kmeans":
+        return LatentKMeans(n_clusters=n_clusters, random_state=random_state)
+    if algorithm == "gmm":
+        return LatentGMM(n_clusters=n_clusters, random_state=random_state)
+    if algorithm == "umap_gmm":
+        if cfg is None:
+            return UmapGMM(n_clusters=n_clusters, random_state=random_state)
+        return UmapGMM(
+            n_clusters=n_clusters,
+            n_components=cfg.umap_n_components,
+            n_neighbors=cfg.umap_n_neighbors,
+            random_state=random_state,
+        )
+    raise ValueError(f"unknown clustering algorithm {algorithm!r}; allowed: {', '.join(ALGORITHMS)}")
+
+
+def load_clusterer(path: str | Path) -> Clusterer | JointClustering:
+    """Load any estimator of this module saved with ``save``, whatever its class."""
+    kind, _, _ = read_model(path)
+    if kind == "JointClustering":
+        return JointClustering.load(path)
+    if kind not in _CLASSES:
+        raise ValueError(f"{path} holds a {kind}, not a clusterer")
+    return _CLASSES[kind].load(path)  # type: ignore[return-value]
+
+
+# -- joint clustering of paired latents --------------------------------------------------------------
+class JointClustering(ClusterMixin, BaseEstimator):
+    """Cluster (image, audio) latent pairs together, each modality weighing the same.
+
+    Each block is standardized, then scaled by ``1/sqrt(dim)`` so its total variance is 1: a 32-D
+    audio latent would otherwise outweigh a 16-D image latent two to one.
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 10,
+        algorithm: str = "kmeans",
+        random_state: Any = None,
+        umap_n_components: int = 10,
+        umap_n_neighbors: int = 15,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.algorithm = algorithm
+        self.random_state = random_state
+        self.umap_n_components = umap_n_components
+        self.umap_n_neighbors = umap_n_neighbors
+
+    def _make_inner(self) -> Clusterer:
+        if self.algorithm == "umap_gmm":
+            return UmapGMM(
+                n_clusters=self.n_clusters,
+                n_components=self.umap_n_components,
+                n_neighbors=self.umap_n_neighbors,
+                random_state=self.random_state,
+            )
+        return make_clusterer(self.algorithm, self.n_clusters, random_state=self.random_state)
+
+    @staticmethod
+    def _check_pair(X_image: ArrayLike, X_audio: ArrayLike) -> tuple[NDArray, NDArray]:
+        Xi = check_array(X_image, dtype=np.float64, input_name="X_image")
+        Xa = check_array(X_audio, dtype=np.float64, input_name="X_audio")
+        if Xi.shape[0] != Xa.shape[0]:
+            raise ValueError(
+                f"X_image and X_audio must hold the same pairs; got {Xi.shape[0]} and {Xa.shape[0]} rows"
+            )
+        return Xi, Xa
+
+    def _joint(self, Xi: NDArray, Xa: NDArray) -> NDArray[np.float64]:
+        for name, X, want in (("X_image", Xi, self.image_mean_), ("X_audio", Xa, self.audio_mean_)):
+            if X.shape[1] != want.shape[0]:
+                raise ValueError(f"{name} has {X.shape[1]} features, but JointClustering expects {len(want)}")
+        zi = (Xi - self.image_mean_) / self.image_scale_ / np.sqrt(Xi.shape[1])
+        za = (Xa - self.audio_mean_) / self.audio_scale_ / np.sqrt(Xa.shape[1])
+        return np.hstack([zi, za])
+
+    def fit(self, X_image: ArrayLike, X_audio: ArrayLike) -> Self:
+        Xi, Xa = self._check_pair(X_image, X_audio)
+        self.image_mean_, self.audio_mean_ = Xi.mean(axis=0), Xa.mean(axis=0)
+        si, sa = Xi.std(axis=0), Xa.std(axis=0)
+        self.image_scale_ = np.where(si > 0, si, 1.0)
+        self.audio_scale_ = np.where(sa > 0, sa, 1.0)
+        self.clusterer_ = self._make_inner().fit(self._joint(Xi, Xa))
+        self.labels_ = np.asarray(self.clusterer_.labels_, dtype=np.int64)
+        return self
+
+    def predict(self, X_image: ArrayLike, X_audio: ArrayLike) -> NDArray[np.int64]:
+        check_is_fitted(self)
+        Xi, Xa = self._check_pair(X_image, X_audio)
+        return self.clusterer_.predict(self._joint(Xi, Xa))
+
+    def fit_predict(self, X_image: ArrayLike, X_audio: ArrayLike) -> NDArray[np.int64]:  # type: ignore[override]
+        """ClusterMixin's version would drop ``X_audio``; this one takes both blocks."""
+        return self.fit(X_image, X_audio).labels_
+
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted joint model to ``path`` (.npz, no pickle)."""
+        check_is_fitted(self)
+        inner = self.clusterer_
+        arrays = {f"inner.{k}": v for k, v in inner._get_state().items()}
+        arrays["inner.n_features_in_"] = np.asarray(inner.n_features_in_)
+        for name in ("image_mean_", "image_scale_", "audio_mean_", "audio_scale_", "labels_"):
+            arrays[name] = getattr(self, name)
+        params = self.get_params(deep=False)
+        params["random_state"] = _json_seed(params["random_state"])
+        meta = {"self": params, "inner": inner._params_for_json()}
+        return write_model(path, "JointClustering", meta, arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        """Rebuild a fitted joint model written by :meth:`save`."""
+        _, params, arrays = read_model(path, "JointClustering")
+        est = cls(**params["self"])
+        for name in ("image_mean_", "image_scale_", "audio_mean_", "audio_scale_", "labels_"):
+            setattr(est, name, arrays[name])
+        inner = type(est._make_inner())(**params["inner"])
+        inner._set_state({k[len("inner."):]: v for k, v in arrays.items() if k.startswith("inner.")})
+        est.clusterer_ = inner
+        return est

@@ -1,0 +1,159 @@
+"""Clusterers: scikit-learn conventions, recovery of planted clusters, pickle-free save/load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import make_blobs
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from mmga_helpers.clustering import (
+    JointClustering,
+    LatentGMM,
+    LatentKMeans,
+    UmapGMM,
+    load_clusterer,
+    make_clusterer,
+    read_model,
+)
+from mmga_helpers.config import load_config
+from mmga_helpers.metrics import cluster_acc
+
+
+# Small n_init keeps the ~45 standard checks fast; no check is expected to fail.
+@parametrize_with_checks([LatentKMeans(n_init=2), LatentGMM(n_init=1)])
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def blobs() -> tuple[np.ndarray, np.ndarray]:
+    X, y = make_blobs(n_samples=500, n_features=8, centers=4, cluster_std=1.0, random_state=1)
+    return X, y
+
+
+@pytest.mark.parametrize("cls", [LatentKMeans, LatentGMM])
+def test_recovers_blobs_and_labels_match_predict(cls, blobs):
+    X, y = blobs
+    est = cls(n_clusters=4, random_state=0).fit(X)
+    assert cluster_acc(y, est.labels_) == 1.0
+    np.testing.assert_array_equal(est.predict(X), est.labels_)
+    np.testing.assert_array_equal(cls(n_clusters=4, random_state=0).fit_predict(X), est.labels_)
+
+
+@pytest.mark.parametrize("cls", [LatentKMeans, LatentGMM])
+def test_save_load_round_trip(cls, blobs, tmp_path: Path):
+    X, _ = blobs
+    est = cls(n_clusters=4, random_state=3).fit(X)
+    path = est.save(tmp_path / "model.npz")
+    with np.load(path, allow_pickle=False) as data:  # nothing in the file needs pickle
+        assert "__meta__" in data.files
+    back = cls.load(path)
+    assert back.get_params() == est.get_params()
+    np.testing.assert_array_equal(back.predict(X), est.predict(X))
+    np.testing.assert_array_equal(back.labels_, est.labels_)
+    if cls is LatentGMM:
+        np.testing.assert_array_equal(back.predict_proba(X), est.predict_proba(X))
+    assert type(load_clusterer(path)) is cls
+
+
+def test_load_refuses_other_kind(blobs, tmp_path: Path):
+    X, _ = blobs
+    path = LatentKMeans(n_clusters=4, random_state=0).fit(X).save(tmp_path / "km.npz")
+    with pytest.raises(ValueError, match="holds a LatentKMeans, not a LatentGMM"):
+        LatentGMM.load(path)
+    np.savez(tmp_path / "plain.npz", a=np.zeros(3))
+    with pytest.raises(ValueError, match="not a saved MMGA model"):
+        read_model(tmp_path / "plain.npz")
+
+
+def test_gmm_probabilities(blobs):
+    X, _ = blobs
+    gmm = LatentGMM(n_clusters=4, covariance_type="diag", random_state=0).fit(X)
+    proba = gmm.predict_proba(X)
+    assert proba.shape == (len(X), 4)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(proba.argmax(axis=1), gmm.predict(X))
+
+
+def test_make_clusterer():
+    cfg = load_config("quick").model.clustering
+    assert isinstance(make_clusterer("kmeans", 7), LatentKMeans)
+    gmm = make_clusterer("gmm", 5, random_state=2)
+    assert isinstance(gmm, LatentGMM) and gmm.n_clusters == 5 and gmm.random_state == 2
+    um = make_clusterer("umap_gmm", cfg.audio_n_clusters, cfg, random_state=0)
+    assert isinstance(um, UmapGMM)
+    assert (um.n_clusters, um.n_components, um.n_neighbors) == (
+        cfg.audio_n_clusters, cfg.umap_n_components, cfg.umap_n_neighbors)
+    with pytest.raises(ValueError, match="allowed: kmeans, gmm, umap_gmm"):
+        make_clusterer("dbscan", 3)
+
+
+# -- UmapGMM: one small fit shared by the tests (UMAP compiles with numba on first use) ----------------
+@pytest.fixture(scope="module")
+def umap_fit() -> tuple[UmapGMM, np.ndarray, np.ndarray]:
+    X, y = make_blobs(n_samples=600, n_features=20, centers=5, cluster_std=3.0, random_state=0)
+    return UmapGMM(n_clusters=5, n_neighbors=15, random_state=0).fit(X), X, y
+
+
+def test_umap_gmm_recovers_blobs(umap_fit):
+    model, X, y = umap_fit
+    assert model.embedding_.shape == (600, model.n_components)
+    assert cluster_acc(y, model.labels_) > 0.95
+    # a training point maps onto its own embedding, so predict(X) reproduces the training labels
+    np.testing.assert_allclose(model.transform(X[:20]), model.embedding_[:20])
+    np.testing.assert_array_equal(model.predict(X), model.labels_)
+
+
+def test_umap_gmm_save_load_identical(umap_fit, tmp_path: Path):
+    model, X, y = umap_fit
+    rng = np.random.default_rng(0)
+    X_new = X[:200] + rng.normal(scale=0.5, size=(200, X.shape[1]))  # unseen points near the data
+    back = UmapGMM.load(model.save(tmp_path / "umap.npz"))
+    np.testing.assert_array_equal(back.transform(X_new), model.transform(X_new))
+    np.testing.assert_array_equal(back.predict(X_new), model.predict(X_new))
+    np.testing.assert_array_equal(back.predict_proba(X_new), model.predict_proba(X_new))
+    assert cluster_acc(y[:200], back.predict(X_new)) > 0.95
+
+
+def test_umap_gmm_rejects_tiny_input():
+    with pytest.raises(ValueError, match="needs more samples"):
+        UmapGMM(n_clusters=5).fit(np.random.default_rng(0).normal(size=(6, 3)))
+
+
+# -- joint clustering -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def paired() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Digit structure in the 8-D image block, 300-D pure noise in the audio block: without the
+    1/sqrt(dim) block weights the noise outweighs the structure (k-means ACC ~0.6)."""
+    X_img, y = make_blobs(n_samples=400, n_features=8, centers=4, cluster_std=2.5, random_state=0)
+    X_aud = np.random.default_rng(0).normal(size=(400, 300))
+    return X_img, X_aud, y
+
+
+def test_joint_clustering_weighs_modalities_equally(paired):
+    X_img, X_aud, y = paired
+    joint = JointClustering(n_clusters=4, random_state=0).fit(X_img, X_aud)
+    assert cluster_acc(y, joint.labels_) == 1.0
+    np.testing.assert_array_equal(joint.predict(X_img, X_aud), joint.labels_)
+    # standardization per block: rescaling a whole block changes nothing
+    scaled = JointClustering(n_clusters=4, random_state=0).fit_predict(X_img * 1000.0, X_aud * 1e-3)
+    np.testing.assert_array_equal(scaled, joint.labels_)
+
+
+def test_joint_clustering_save_load_and_errors(paired, tmp_path: Path):
+    X_img, X_aud, _ = paired
+    joint = JointClustering(n_clusters=4, algorithm="gmm", random_state=1).fit(X_img, X_aud)
+    back = load_clusterer(joint.save(tmp_path / "joint.npz"))
+    assert isinstance(back, JointClustering) and isinstance(back.clusterer_, LatentGMM)
+    np.testing.assert_array_equal(back.predict(X_img, X_aud), joint.predict(X_img, X_aud))
+    assert clone(joint).get_params() == joint.get_params()
+    with pytest.raises(ValueError, match="same pairs"):
+        joint.predict(X_img[:10], X_aud[:9])
+    with pytest.raises(ValueError, match="X_audio has 5 features"):
+        joint.predict(X_img, X_aud[:, :5])
+    with pytest.raises(ValueError, match="allowed"):
+        JointClustering(algorithm="spectral").fit(X_img, X_aud)
