@@ -19,12 +19,12 @@ import soundfile as sf
 from mmga_helpers.config import FsddConfig
 
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / "mmga-numba-cache"))
-import librosa  # noqa: E402  (after NUMBA_CACHE_DIR: numba fails to cache on read-only installs)
+import librosa
 
 # Log-mel values are decibels relative to full scale, floored at DB_FLOOR: a fixed range (not a
 # per-clip one) so that a decoder's output means the same loudness for every clip.
 DB_FLOOR = -80.0
-DB_CEIL = 20.0  # peak-normalised clips reach about +18 dB in a mel band
+DB_CEIL = 24.0  # peak-normalised clips reach about +18 dB in a mel band; a full-scale sine +20
 AMIN = 10 ** (DB_FLOOR / 10)
 SILENCE_PEAK = 1e-4  # a clip whose peak is below this (-80 dBFS) has nothing to hear
 _CHUNK = 512  # clips per vectorised block: bounds memory on long batches
@@ -37,13 +37,15 @@ class AudioError(ValueError):
 def read_wav(source: str | Path | bytes, target_sr: int = 8000) -> np.ndarray:
     """Read any PCM/float WAV (8-32 bit, mono or stereo, any rate) as mono float32 at ``target_sr``."""
     name = "<bytes>" if isinstance(source, bytes) else str(source)
+    if not isinstance(source, bytes) and not Path(source).is_file():
+        raise AudioError(f"{name}: file not found")
     try:
         handle = io.BytesIO(source) if isinstance(source, bytes) else source
         wave, sr = sf.read(handle, dtype="float32", always_2d=True)
-    except FileNotFoundError:
-        raise AudioError(f"{name}: file not found") from None
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-        raise AudioError(f"{name}: not a readable WAV file ({err}); convert it to WAV (PCM or float)") from None
+        raise AudioError(
+            f"{name}: not a readable WAV file ({err}); convert it to WAV (PCM or float)"
+        ) from None
     wave = wave.mean(axis=1)  # stereo (or more channels) to mono
     if wave.size == 0:
         raise AudioError(f"{name}: the file holds no samples")
@@ -63,8 +65,10 @@ def check_waves(waves: Sequence[np.ndarray]) -> list[np.ndarray]:
             raise AudioError(f"clip {i}: expected a 1-D waveform, got shape {arr.shape}")
         if arr.size == 0:
             raise AudioError(f"clip {i}: empty (no samples)")
-        if not np.issubdtype(arr.dtype, np.number):
-            raise AudioError(f"clip {i}: dtype {arr.dtype} is not numeric")
+        if np.issubdtype(arr.dtype, np.integer):  # PCM samples: scale to [-1, 1]
+            arr = arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
+        elif not np.issubdtype(arr.dtype, np.floating):
+            raise AudioError(f"clip {i}: dtype {arr.dtype} is not a real-valued waveform")
         arr = arr.astype(np.float32, copy=False)
         if not np.isfinite(arr).all():
             raise AudioError(f"clip {i}: contains NaN or inf")
@@ -114,7 +118,9 @@ def prepare_waves(waves: Sequence[np.ndarray], cfg: FsddConfig, sample_rate: int
     for lo in range(0, len(waves), _CHUNK):
         batch, lengths = pad_batch(waves[lo : lo + _CHUNK])
         if sr != cfg.sample_rate:
-            batch = librosa.resample(batch, orig_sr=sr, target_sr=cfg.sample_rate, res_type="soxr_hq", axis=-1)
+            batch = librosa.resample(
+                batch, orig_sr=sr, target_sr=cfg.sample_rate, res_type="soxr_hq", axis=-1
+            )
             lengths = np.ceil(lengths * cfg.sample_rate / sr).astype(np.int64)
         out[lo : lo + len(batch)] = trim_and_fix(batch.astype(np.float32), lengths, cfg)
     if cfg.normalize:
@@ -152,18 +158,26 @@ def from_unit(unit: np.ndarray) -> np.ndarray:
     return (np.asarray(unit, dtype=np.float32) * (DB_CEIL - DB_FLOOR) + DB_FLOOR).astype(np.float32)
 
 
-def inverse_logmel(logmel_db: np.ndarray, cfg: FsddConfig, seed: int = 0, n_iter: int | None = None) -> np.ndarray:
+def inverse_logmel(
+    logmel_db: np.ndarray, cfg: FsddConfig, seed: int = 0, n_iter: int | None = None
+) -> np.ndarray:
     """``[N, n_mels, frames]`` dB -> ``[N, n_samples]`` waveforms: mel to linear magnitude by the
     basis' pseudo-inverse (clipped at zero), then Griffin-Lim with a seeded initial phase."""
-    power = librosa.db_to_power(np.asarray(logmel_db, dtype=np.float32)) * (logmel_db > DB_FLOOR + 1e-3)
+    logmel_db = np.asarray(logmel_db, dtype=np.float32)
+    power = librosa.db_to_power(logmel_db) * (logmel_db > DB_FLOOR + 1e-3)
     inv = np.linalg.pinv(_mel_basis(cfg))
     out = np.empty((len(power), cfg.n_samples), dtype=np.float32)
     for lo in range(0, len(power), _CHUNK):
         lin = np.einsum("fm,nmt->nft", inv, power[lo : lo + _CHUNK], optimize=True)
         mag = np.sqrt(np.maximum(lin, 0.0))
         out[lo : lo + len(mag)] = librosa.griffinlim(
-            mag, n_iter=n_iter or cfg.griffin_lim_iters, hop_length=cfg.hop_length, n_fft=cfg.n_fft,
-            length=cfg.n_samples, random_state=seed, center=True,
+            mag,
+            n_iter=n_iter or cfg.griffin_lim_iters,
+            hop_length=cfg.hop_length,
+            n_fft=cfg.n_fft,
+            length=cfg.n_samples,
+            random_state=seed,
+            center=True,
         )
     return out
 

@@ -49,7 +49,11 @@ def bench_data(profile: str = "quick") -> dict[str, Any]:
         "fsdd_load_verify_s": t_fsdd_load,
         "fsdd_logmel_all_s": t_logmel,
         "fsdd_logmel_shape": list(feats.shape),
-        "roundtrip_spectral_convergence_test": {"mean": float(sc.mean()), "std": float(sc.std()), "n": len(sc)},
+        "roundtrip_spectral_convergence_test": {
+            "mean": float(sc.mean()),
+            "std": float(sc.std()),
+            "n": len(sc),
+        },
         "griffin_lim_clips_per_s": len(waves) / t_gl,
         "machine": machine(),
     }

@@ -178,8 +178,12 @@ def _download_fsdd() -> Path:
     target = project_data_dir() / "fsdd"
     try:
         members = pooch.retrieve(
-            FSDD_ARCHIVE_URL, known_hash=None, fname="fsdd-v1.0.10.tar.gz", path=target,
-            processor=pooch.Untar(extract_dir="_archive"), progressbar=True,
+            FSDD_ARCHIVE_URL,
+            known_hash=None,
+            fname="fsdd-v1.0.10.tar.gz",
+            path=target,
+            processor=pooch.Untar(extract_dir="_archive"),
+            progressbar=True,
         )
     except Exception as err:
         raise DataError(
@@ -215,7 +219,10 @@ class FSDD:
         """A boolean mask or integer positions; keeps every array aligned."""
         pos = np.flatnonzero(selection) if np.asarray(selection).dtype == bool else np.asarray(selection)
         return FSDD(
-            [self.waves[i] for i in pos], self.digits[pos], self.speakers[pos], self.indices[pos],
+            [self.waves[i] for i in pos],
+            self.digits[pos],
+            self.speakers[pos],
+            self.indices[pos],
             self.sample_rate,
         )
 

@@ -45,8 +45,11 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
         os.close(fd)
         os.chmod(tmp, _FILE_MODE)
     except OSError as err:
-        raise OutputError(err.errno, f"cannot write under {path.parent}: {err.strerror}; "
-                          "check that the outputs folder exists and is writable") from None
+        raise OutputError(
+            err.errno,
+            f"cannot write under {path.parent}: {err.strerror}; "
+            "check that the outputs folder exists and is writable",
+        ) from None
     tmp_path = Path(tmp)
     try:
         yield tmp_path
