@@ -52,6 +52,111 @@ def bench_data_cmd(profile: str = typer.Option("quick", help="config profile or 
     console.print(f"saved {out}")
 
 
+# -- the notebook book: run the notebooks (all, one, or a stage's) and build the HTML book ------------------
+_PROFILE_OPT = typer.Option("quick", "--profile", "-p", help="configuration profile: quick or full")
+_CONFIG_OPT = typer.Option(None, "--config", "-c", help="a .yaml/.json config file (overrides the profile)")
+_FORCE_OPT = typer.Option(False, "--force", help="rerun notebooks even when their inputs are unchanged")
+_SEED_OPT = typer.Option(None, "--seed", help="seed for the notebooks (default: the config's first seed)")
+
+
+def _echo(message: str) -> None:
+    console.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+def _run_notebooks(
+    profile: str,
+    config: str | None,
+    force: bool,
+    seed: int | None,
+    only: str | None = None,
+    stage: str | None = None,
+) -> None:
+    from mmga_helpers.runner import NotebookFailed, RunError, format_seconds, run_notebooks
+
+    try:
+        summary = run_notebooks(profile, config, only=only, stage=stage, force=force, seed=seed, echo=_echo)
+    except RunError as err:
+        _fail(str(err))
+    except NotebookFailed as err:
+        for line in err.describe().splitlines():
+            console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    console.print(
+        f"ran {len(summary.ran)}, skipped {len(summary.skipped)} notebook(s) in "
+        f"{format_seconds(summary.seconds)}; executed notebooks in {summary.notebook_dir}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command("run")
+def run_cmd(
+    profile: str = _PROFILE_OPT,
+    config: str | None = _CONFIG_OPT,
+    only: str | None = typer.Option(
+        None, "--only", help="run one notebook: 02_image_autoencoder, image_autoencoder or 02"
+    ),
+    force: bool = _FORCE_OPT,
+    seed: int | None = _SEED_OPT,
+) -> None:
+    """Execute the notebooks in order into outputs/<profile>/notebooks/ (unchanged ones are skipped)."""
+    _run_notebooks(profile, config, force, seed, only=only)
+
+
+@app.command("train")
+def train_cmd(
+    profile: str = _PROFILE_OPT,
+    config: str | None = _CONFIG_OPT,
+    force: bool = _FORCE_OPT,
+    seed: int | None = _SEED_OPT,
+) -> None:
+    """Stage 1: the data and the two autoencoders (notebooks 01-03)."""
+    _run_notebooks(profile, config, force, seed, stage="train")
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    profile: str = _PROFILE_OPT,
+    config: str | None = _CONFIG_OPT,
+    force: bool = _FORCE_OPT,
+    seed: int | None = _SEED_OPT,
+) -> None:
+    """Stage 2: clustering, the brain and the evaluation (notebooks 04, 05, 07)."""
+    _run_notebooks(profile, config, force, seed, stage="evaluate")
+
+
+@app.command("visualize")
+def visualize_cmd(
+    profile: str = _PROFILE_OPT,
+    config: str | None = _CONFIG_OPT,
+    force: bool = _FORCE_OPT,
+    seed: int | None = _SEED_OPT,
+) -> None:
+    """Stage 3: generation and the explorer (notebooks 06, 08)."""
+    _run_notebooks(profile, config, force, seed, stage="visualize")
+
+
+@app.command("book")
+def book_cmd(profile: str = _PROFILE_OPT, config: str | None = _CONFIG_OPT) -> None:
+    """Build the HTML book from the executed notebooks (nothing is re-executed)."""
+    import time
+
+    from mmga_helpers.book import BookError, build_book
+    from mmga_helpers.runner import RunError
+
+    start = time.perf_counter()
+    try:
+        index = build_book(profile, config, echo=_echo)
+    except RunError as err:
+        _fail(str(err))
+    except BookError as err:
+        console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    console.print(
+        f"book built in {time.perf_counter() - start:.1f} s: open {index}", highlight=False, soft_wrap=True
+    )
+
+
 def main() -> None:  # pragma: no cover - console entry point
     try:
         app()

@@ -1,0 +1,298 @@
+"""Build the HTML book (``mmga book``) from notebooks that :mod:`mmga_helpers.runner` executed.
+
+Nothing is executed here. A build folder ``outputs/<profile>/book_src/`` is assembled from the
+project's ``_config.yml``, ``_toc.yml`` and ``book/*.md`` pages plus the notebooks whose latest run
+completed (a failed notebook never gets in); the table of contents keeps only the pages present. A
+metrics page is generated when ``outputs/<profile>/metrics.json`` exists. jupyter-book 1.x builds it
+with ``-W --keep-going`` (a warning fails the build) into a temporary folder that replaces
+``outputs/<profile>/book/`` only on success; the pages are under ``outputs/<profile>/book/_build/html``.
+
+``metrics.json`` format (written by the evaluation notebook)::
+
+    {"metrics": {"<name>": {"mean": 0.81, "std": 0.02, "n": 3,
+                            "description": "what it measures", "unit": "",
+                            "command": "mmga evaluate --profile full"}}}
+
+``std``, ``n``, ``description``, ``unit`` and ``command`` are optional; a bare number is a value
+without a spread; a mapping without ``mean`` is a group whose members are named ``group.member``.
+Without a ``"metrics"`` key the whole top level is read as the metrics.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mmga_helpers.config import Config, ConfigError, load_config
+from mmga_helpers.io import atomic_write_text, read_json
+from mmga_helpers.runner import NOTEBOOKS, RunError, check_profile, completed_notebooks
+
+PAGES_DIR = "book"
+CONFIG_FILE = "_config.yml"
+TOC_FILE = "_toc.yml"
+METRICS_PAGE = "book/metrics"
+_NESTED = ("parts", "chapters", "sections")
+STYLE_FILE = "mmga.css"  # written to <source>/_static/ and listed in _config.yml's html_css_files
+BOOK_CSS = """\
+/* MMGA book: a quiet page for a paper's companion site. */
+@media (min-width: 960px) {
+  /* the theme's top bar only repeats the sidebar's search box on wide screens */
+  #pst-header { display: none; }
+  :root { --pst-header-height: 0px; }
+}
+/* code cells: ~88 characters fit the text column */
+div.cell_input pre, div.highlight pre { font-size: 0.8rem; line-height: 1.45; }
+div.cell_output pre { font-size: 0.8rem; }
+/* tables and figures produced by the notebooks */
+div.cell_output table.dataframe { font-size: 0.85rem; margin-left: 0; }
+div.cell_output img { max-width: 100%; height: auto; }
+table.mmga-audio { margin-left: 0; }
+table.mmga-audio td { vertical-align: middle; padding: 0.15rem 1rem 0.15rem 0; border: none; }
+"""
+
+
+class BookError(RuntimeError):
+    """The book could not be built; the message says why and where the full log is."""
+
+
+# -- metrics page -------------------------------------------------------------------------------------------
+def _flatten_metrics(data: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, dict[str, Any]]]:
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int | float):
+            yield name, {"mean": value}
+        elif isinstance(value, dict) and isinstance(value.get("mean"), int | float):
+            yield name, value
+        elif isinstance(value, dict):
+            yield from _flatten_metrics(value, f"{name}.")
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ").strip()
+
+
+def _number(x: float) -> str:
+    if not math.isfinite(x):
+        return str(x)
+    return f"{x:.4g}" if x != int(x) or abs(x) >= 1e6 else f"{int(x):d}"
+
+
+def metrics_markdown(metrics: dict[str, Any], profile: str, source: str = "metrics.json") -> str:
+    """A Markdown page with one table row per metric: value as ``mean ± std``, the number of runs
+    it summarises, what it measures, and the command that reproduces it."""
+    body = metrics.get("metrics", metrics) if isinstance(metrics, dict) else {}
+    rows = list(_flatten_metrics(body if isinstance(body, dict) else {}))
+    default_cmd = f"mmga evaluate --profile {profile}"
+    lines = [
+        "# Measured results",
+        "",
+        f"Every number below was computed by the notebooks for the **{profile}** profile and read "
+        f"from `{source}`; none is typed in by hand. Values are mean ± standard deviation over the "
+        "runs counted in the *n* column (a single run has no spread). The last column is the "
+        "command that recomputes the row.",
+        "",
+    ]
+    if not rows:
+        lines.append(f"`{source}` holds no numeric metrics yet.")
+        return "\n".join(lines) + "\n"
+    lines += ["| Metric | Value | n | What it measures | Reproduce |", "|---|---:|---:|---|---|"]
+    for name, m in rows:
+        value = _number(float(m["mean"]))
+        if isinstance(m.get("std"), int | float):
+            value += f" ± {float(m['std']):.2g}"
+        if m.get("unit"):
+            value += f" {m['unit']}"
+        n = m.get("n", "")
+        desc = m.get("description", m.get("label", ""))
+        cmd = m.get("command", default_cmd)
+        lines.append(f"| `{_cell(name)}` | {_cell(value)} | {_cell(n)} | {_cell(desc)} | `{_cell(cmd)}` |")
+    return "\n".join(lines) + "\n"
+
+
+# -- table of contents ------------------------------------------------------------------------------------
+def _page_exists(src: Path, file: str) -> bool:
+    return any((src / f"{file}{ext}").is_file() for ext in ("", ".md", ".ipynb"))
+
+
+def _filter_entries(entries: list[dict[str, Any]], src: Path) -> list[dict[str, Any]]:
+    kept = []
+    for entry in entries:
+        entry = dict(entry)
+        for key in _NESTED:
+            if key in entry:
+                entry[key] = _filter_entries(entry[key], src)
+                if not entry[key]:
+                    del entry[key]
+        if "file" in entry and not _page_exists(src, entry["file"]):
+            continue
+        if "file" not in entry and not any(k in entry for k in (*_NESTED, "url", "glob")):
+            continue  # a part whose chapters are all absent
+        kept.append(entry)
+    return kept
+
+
+def filter_toc(toc: dict[str, Any], src: Path) -> dict[str, Any]:
+    """The table of contents without the pages that ``src`` lacks (notebooks not yet executed)."""
+    if not _page_exists(src, toc["root"]):
+        raise BookError(f"the book's root page {toc['root']} is missing from {src}")
+    out = dict(toc)
+    for key in _NESTED:
+        if key in out:
+            out[key] = _filter_entries(out[key], src)
+            if not out[key]:
+                del out[key]
+    return out
+
+
+# -- assembling the source folder --------------------------------------------------------------------------
+def _prepare_notebook(source: Path, target: Path) -> None:
+    """Copy an executed notebook; the ``parameters`` cell (defaults, overridden by the injected
+    cell that follows it) is removed from the page."""
+    import nbformat
+
+    nb = nbformat.read(source, as_version=4)
+    for cell in nb.cells:
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if "parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, target)
+
+
+def assemble_source(src: Path, root: Path, notebooks: list[Path], profile: str,
+                    metrics: dict[str, Any] | None = None) -> Path:
+    """Fill ``src`` (emptied first) with the config, the pages, the notebooks and a filtered toc."""
+    for name in (CONFIG_FILE, TOC_FILE):
+        if not (root / name).is_file():
+            raise BookError(f"{root / name} is missing; the book needs it")
+    if src.exists():
+        shutil.rmtree(src)
+    (src / PAGES_DIR).mkdir(parents=True)
+    (src / "_static").mkdir()
+    (src / "_static" / STYLE_FILE).write_text(BOOK_CSS)
+    config = yaml.safe_load((root / CONFIG_FILE).read_text())
+    config["title"] = f"{config.get('title', 'MMGA')} ({profile} run)"
+    (src / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    for page in sorted((root / PAGES_DIR).glob("*.md")):
+        shutil.copy2(page, src / PAGES_DIR / page.name)
+    for nb in notebooks:
+        _prepare_notebook(nb, src / "notebooks" / nb.name)
+    if metrics is not None:
+        (src / f"{METRICS_PAGE}.md").write_text(metrics_markdown(metrics, profile))
+    toc = filter_toc(yaml.safe_load((root / TOC_FILE).read_text()), src)
+    (src / TOC_FILE).write_text(yaml.safe_dump(toc, sort_keys=False))
+    return src
+
+
+def _jupyter_book() -> str:
+    beside = Path(sys.executable).parent / "jupyter-book"
+    found = str(beside) if beside.is_file() else shutil.which("jupyter-book")
+    if not found:
+        raise BookError("jupyter-book is not installed; install the project's 'book' extra (make venv)")
+    return found
+
+
+def build_book(
+    profile: str = "quick",
+    config_path: str | Path | None = None,
+    *,
+    root: str | Path = ".",
+    notebooks: list[Path] | None = None,
+    out_dir: str | Path | None = None,
+    src_dir: str | Path | None = None,
+    metrics_path: str | Path | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> Path:
+    """Build the book; returns the path of its ``index.html``.
+
+    By default the notebooks are those of ``outputs/<profile>/notebooks/`` that completed, the
+    source goes to ``outputs/<profile>/book_src/`` and the book to ``outputs/<profile>/book/``.
+    """
+    echo = echo or (lambda msg: print(msg, file=sys.stderr))
+    root = Path(root).resolve()
+    check_profile(profile)
+    try:
+        cfg: Config = load_config(config_path) if config_path else load_config(profile)
+    except ConfigError as err:
+        raise RunError(str(err)) from None
+    run_dir = cfg.run_dir(root)
+    if notebooks is None:
+        notebooks = completed_notebooks(run_dir / "notebooks", NOTEBOOKS)
+        skipped = sorted(p.name for p in (run_dir / "notebooks").glob("*.failed.ipynb"))
+        if skipped:
+            echo(f"left out (their last run failed): {', '.join(skipped)}")
+    if not notebooks:
+        echo(f"no executed notebooks in {run_dir / 'notebooks'}: the book has only its text pages "
+             f"(run `mmga run --profile {profile}` first)")
+    out = Path(out_dir) if out_dir else run_dir / "book"
+    src = Path(src_dir) if src_dir else run_dir / "book_src"
+    metrics_file = Path(metrics_path) if metrics_path else run_dir / "metrics.json"
+    metrics = read_json(metrics_file) if metrics_file.is_file() else None
+    assemble_source(src, root, list(notebooks), cfg.profile, metrics)
+    names = ", ".join(p.stem for p in notebooks) or "-"
+    echo(f"building the book from {len(notebooks)} notebook(s): {names}")
+
+    partial = out.with_name(f".{out.name}.partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    cmd = [_jupyter_book(), "build", str(src), "--path-output", str(partial), "-W", "--keep-going", "--all"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    log = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)  # no terminal colours in messages
+    partial.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(partial / "build.log", log)
+    if proc.returncode != 0:
+        failed_log = out.with_name(f"{out.name}.failed.log")
+        atomic_write_text(failed_log, log)
+        shutil.rmtree(partial, ignore_errors=True)
+        problems = [ln for ln in log.splitlines() if "WARNING" in ln or "ERROR" in ln or "Error" in ln]
+        shown = "\n  ".join(problems[:15]) or "\n  ".join(log.strip().splitlines()[-15:])
+        raise BookError(
+            f"jupyter-book build failed (exit {proc.returncode}); the previous book, if any, is intact.\n"
+            f"  {shown}\nfull log: {failed_log}"
+        )
+    if out.exists():
+        shutil.rmtree(out)
+    partial.rename(out)
+    out.with_name(f"{out.name}.failed.log").unlink(missing_ok=True)
+    index = out / "_build" / "html" / "index.html"
+    if not index.is_file():
+        raise BookError(f"jupyter-book finished but {index} is missing; see {out / 'build.log'}")
+    return index
+
+
+# -- a Sphinx extension (``sphinx.extra_extensions`` in _config.yml) -------------------------------------
+def _dedupe_page_scripts(app: Any, pagename: str, templatename: str, context: dict[str, Any],
+                         doctree: Any) -> None:
+    """Drop repeated ``<script>`` entries. Under Sphinx 7.4, inline scripts that extensions add after
+    the builder starts (sphinx-thebe's ``const THEBE_JS_URL = ...``) are emitted twice per page,
+    and declaring a ``const`` twice is a JavaScript error in every reader's console."""
+    scripts = context.get("script_files")
+    if not isinstance(scripts, list):
+        return
+    seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+    unique = []
+    for js in scripts:
+        name = getattr(js, "filename", js) or ""  # the copies differ only in None versus ""
+        key = (str(name), tuple(sorted(getattr(js, "attributes", {}).items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(js)
+    scripts[:] = unique
+
+
+def setup(app: Any) -> dict[str, Any]:
+    app.connect("html-page-context", _dedupe_page_scripts, priority=900)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
+
+
+__all__ = ["BookError", "assemble_source", "build_book", "filter_toc", "metrics_markdown"]

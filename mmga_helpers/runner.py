@@ -1,0 +1,411 @@
+"""Run the book's notebooks in order with papermill: ``mmga run``, ``mmga train|evaluate|visualize``.
+
+Each notebook ``notebooks/NN_name.ipynb`` is executed in the project root with its ``parameters``
+cell overridden (``profile``, ``seed``, ``config_path``, ``output_dir``) into
+``outputs/<profile>/notebooks/NN_name.ipynb``. The output is written under a temporary name and
+renamed only when every cell succeeded; a failed run is kept as ``NN_name.failed.ipynb`` and never
+reaches the book.
+
+A notebook is skipped when nothing it depends on changed since it last completed. Its key hashes
+its source cells, its parameters, the configuration's fingerprint, the sources of the
+``mmga_helpers`` package (less the orchestration modules, which cannot change a result) and the key
+of the previous notebook's last completed run, so that rerunning an upstream notebook reruns
+everything after it. Keys live in ``outputs/<profile>/notebooks/run_state.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mmga_helpers.config import PROFILES, Config, ConfigError, load_config
+from mmga_helpers.io import atomic_path, read_json, write_json
+
+NOTEBOOKS: tuple[str, ...] = (
+    "01_data",
+    "02_image_autoencoder",
+    "03_audio_autoencoder",
+    "04_clustering",
+    "05_brain",
+    "06_generation",
+    "07_evaluation",
+    "08_explorer",
+)
+STAGES: dict[str, tuple[str, ...]] = {
+    "train": ("01_data", "02_image_autoencoder", "03_audio_autoencoder"),
+    "evaluate": ("04_clustering", "05_brain", "07_evaluation"),
+    "visualize": ("06_generation", "08_explorer"),
+}
+PARAMETER_NAMES: tuple[str, ...] = ("profile", "seed", "config_path", "output_dir")
+NOTEBOOK_DIR = "notebooks"
+STATE_FILE = "run_state.json"
+KERNEL_NAME = "python3"  # jupyter_client starts it with this interpreter (the venv's python)
+# Modules that only orchestrate runs and builds: editing them cannot change what a notebook computes.
+_NOT_HASHED = frozenset({"runner.py", "book.py", "cli.py"})
+_HASHED_SUFFIXES = frozenset({".py", ".yaml", ".yml", ".txt", ".json"})
+
+
+class RunError(ValueError):
+    """The request cannot start: unknown profile or notebook, a missing file, a bad parameters cell."""
+
+
+class NotebookFailed(RuntimeError):
+    """A cell raised; names the notebook, the cell and the error. The run stops here."""
+
+    def __init__(
+        self, notebook: str, cell_index: int | None, ename: str, evalue: str, failed_path: Path,
+        source_line: str = "", exec_count: int | None = None,
+    ) -> None:
+        self.notebook = notebook
+        self.cell_index = cell_index
+        self.ename = ename
+        self.evalue = evalue
+        self.failed_path = failed_path
+        self.source_line = source_line
+        self.exec_count = exec_count
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        cell = "unknown (the kernel stopped)" if self.cell_index is None else str(self.cell_index)
+        if self.exec_count is not None:
+            cell += f" (In [{self.exec_count}])"
+        lines = [
+            f"notebook {self.notebook} failed",
+            f"cell: {cell}" + (f": {self.source_line}" if self.source_line else ""),
+            f"error: {self.ename}: {self.evalue}" if self.evalue else f"error: {self.ename}",
+            f"failed notebook kept at {self.failed_path} (it is not used by the book)",
+        ]
+        return "\n".join(lines)
+
+
+@dataclass
+class NotebookResult:
+    name: str
+    status: str  # "ran" or "skipped"
+    seconds: float
+    output: Path
+
+
+@dataclass
+class RunSummary:
+    profile: str
+    notebook_dir: Path
+    results: list[NotebookResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ran(self) -> list[str]:
+        return [r.name for r in self.results if r.status == "ran"]
+
+    @property
+    def skipped(self) -> list[str]:
+        return [r.name for r in self.results if r.status == "skipped"]
+
+
+# -- names ------------------------------------------------------------------------------------------------
+def resolve_notebook(name: str, order: Sequence[str] = NOTEBOOKS) -> str:
+    """``"02_image_autoencoder"``, ``"image_autoencoder"``, ``"02"``, ``"2"`` or a path -> the name."""
+    key = Path(name.strip()).name.removesuffix(".ipynb")
+    for nb in order:
+        number, _, short = nb.partition("_")
+        if key in (nb, short) or (key.isdigit() and int(key) == int(number)):
+            return nb
+    raise RunError(f"unknown notebook {name!r}; choose one of: {', '.join(order)}")
+
+
+def check_profile(profile: str) -> str:
+    if profile not in PROFILES:
+        raise RunError(f"unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
+    return profile
+
+
+# -- hashing ----------------------------------------------------------------------------------------------
+def _sha256(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def notebook_source_hash(path: Path) -> str:
+    """Hash of the cells' types, tags and sources: outputs and execution counts do not count."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    cells = [
+        [c.cell_type, list(c.get("metadata", {}).get("tags", [])), c.source] for c in nb.cells
+    ]
+    return _sha256(cells)
+
+
+def package_hash() -> str:
+    """sha256 over the sources and data files of ``mmga_helpers`` (orchestration modules excluded)."""
+    pkg = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(pkg.rglob("*")):
+        if (
+            not path.is_file() or "__pycache__" in path.parts or path.suffix not in _HASHED_SUFFIXES
+            or (path.parent == pkg and path.name in _NOT_HASHED)
+        ):
+            continue
+        digest.update(path.relative_to(pkg).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def notebook_key(source_hash: str, parameters: dict[str, Any], config_fingerprint: str, pkg_hash: str,
+                 previous_key: str) -> str:
+    return _sha256({
+        "notebook": source_hash, "parameters": parameters, "config": config_fingerprint,
+        "package": pkg_hash, "previous": previous_key,
+    })
+
+
+# -- parameters cell --------------------------------------------------------------------------------------
+def check_parameters_cell(path: Path) -> int:
+    """Index of the cell tagged ``parameters``; a RunError when it is missing or lacks a name."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for i, cell in enumerate(nb.cells):
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            missing = [n for n in PARAMETER_NAMES if n not in cell.source]
+            if missing:
+                raise RunError(f"{path}: the parameters cell does not define {', '.join(missing)}")
+            return i
+    raise RunError(
+        f"{path}: no cell is tagged 'parameters'; tag the cell that sets {', '.join(PARAMETER_NAMES)}"
+    )
+
+
+# -- state ------------------------------------------------------------------------------------------------
+def read_state(notebook_dir: Path) -> dict[str, Any]:
+    path = notebook_dir / STATE_FILE
+    if not path.is_file():
+        return {"version": 1, "notebooks": {}}
+    try:
+        state = read_json(path)
+    except (json.JSONDecodeError, OSError):
+        return {"version": 1, "notebooks": {}}  # unreadable state: everything simply reruns
+    if not isinstance(state, dict) or not isinstance(state.get("notebooks"), dict):
+        return {"version": 1, "notebooks": {}}
+    return state
+
+
+def completed_notebooks(notebook_dir: Path, order: Sequence[str] = NOTEBOOKS) -> list[Path]:
+    """Executed notebooks that completed in their latest run, in book order (what the book shows)."""
+    state = read_state(notebook_dir)["notebooks"]
+    out = []
+    for name in order:
+        path = notebook_dir / f"{name}.ipynb"
+        entry = state.get(name)
+        if path.is_file() and (entry is None or entry.get("status") == "ok"):
+            out.append(path)
+    return out
+
+
+@contextlib.contextmanager
+def _run_lock(notebook_dir: Path) -> Iterator[None]:
+    notebook_dir.mkdir(parents=True, exist_ok=True)
+    with open(notebook_dir / ".run.lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunError(
+                f"another `mmga run` is executing notebooks into {notebook_dir}; wait for it to finish"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+# -- execution --------------------------------------------------------------------------------------------
+def format_seconds(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, sec = divmod(round(seconds), 60)
+    return f"{minutes}:{sec:02d} min" if minutes < 60 else f"{minutes // 60}:{minutes % 60:02d}:{sec:02d} h"
+
+
+def _first_line(source: str) -> str:
+    for line in source.splitlines():
+        if line.strip():
+            line = line.strip()
+            return line if len(line) <= 80 else line[:77] + "..."
+    return ""
+
+
+def _kernel_manager_class() -> type | None:
+    """A kernel manager that provisions CurveZMQ keys when the kernel supports them: the kernel's
+    traffic is encrypted, and ipykernel does not print its plain-TCP warning into every run."""
+    import zmq
+    from jupyter_client import AsyncKernelManager
+    from traitlets import default
+
+    if not zmq.has("curve"):
+        return None
+
+    class CurveKernelManager(AsyncKernelManager):
+        @default("transport_encryption")
+        def _default_transport_encryption(self) -> str:
+            return "auto"
+
+    return CurveKernelManager
+
+
+def execute_one(source: Path, output: Path, parameters: dict[str, Any], root: Path, name: str,
+                progress_bar: bool | dict[str, Any] = False) -> None:
+    """Execute ``source`` into ``output`` atomically; on a failing cell keep ``*.failed.ipynb`` and
+    raise :class:`NotebookFailed`."""
+    import papermill as pm
+
+    failed = output.with_name(f"{name}.failed.ipynb")
+    params_index = check_parameters_cell(source)
+    extra: dict[str, Any] = {}
+    manager = _kernel_manager_class()
+    if manager is not None:
+        extra["kernel_manager_class"] = manager
+    with atomic_path(output, suffix=".partial.ipynb") as tmp:
+        try:
+            pm.execute_notebook(
+                str(source), str(tmp), parameters=parameters, kernel_name=KERNEL_NAME, cwd=str(root),
+                progress_bar=progress_bar, log_output=False, request_save_on_cell_execute=True, **extra,
+            )
+        except pm.PapermillExecutionError as err:
+            _keep_failed(tmp, failed)
+            # papermill counts its injected-parameters cell (inserted after the parameters cell)
+            index = err.cell_index - 1 if err.cell_index > params_index else err.cell_index
+            raise NotebookFailed(name, index, err.ename, _first_line(str(err.evalue)), failed,
+                                 _first_line(err.source or ""), err.exec_count) from None
+        except Exception as err:  # the kernel died, could not start, or the notebook is unreadable
+            _keep_failed(tmp, failed)
+            raise NotebookFailed(name, None, type(err).__name__, _first_line(str(err)), failed) from None
+    failed.unlink(missing_ok=True)  # an earlier failure is now stale
+
+
+def _keep_failed(tmp: Path, failed: Path) -> None:
+    if tmp.is_file() and tmp.stat().st_size:
+        os.replace(tmp, failed)
+
+
+def _stage_selection(stage: str | None, only: str | None, order: Sequence[str]) -> list[str]:
+    if only and stage:
+        raise RunError("give either a stage or --only, not both")
+    if only:
+        return [resolve_notebook(only, order)]
+    if stage:
+        if stage not in STAGES:
+            raise RunError(f"unknown stage {stage!r}; choose one of: {', '.join(STAGES)}")
+        return [nb for nb in order if nb in STAGES[stage]]
+    return list(order)
+
+
+def run_notebooks(
+    profile: str = "quick",
+    config_path: str | Path | None = None,
+    *,
+    only: str | None = None,
+    stage: str | None = None,
+    force: bool = False,
+    seed: int | None = None,
+    root: str | Path = ".",
+    order: Sequence[str] = NOTEBOOKS,
+    progress: bool = True,
+    echo: Callable[[str], None] | None = None,
+) -> RunSummary:
+    """Execute the notebooks that exist, in book order (or one, or a stage's); return what ran.
+
+    Raises :class:`RunError` before anything runs when the request is wrong, and
+    :class:`NotebookFailed` at the first failing cell (later notebooks are not run).
+    """
+    start = time.perf_counter()
+    echo = echo or (lambda msg: print(msg, file=sys.stderr))
+    root = Path(root).resolve()
+    check_profile(profile)
+    try:
+        cfg: Config = load_config(config_path) if config_path else load_config(profile)
+    except ConfigError as err:
+        raise RunError(str(err)) from None
+    selection = _stage_selection(stage, only, order)
+    nb_src = root / NOTEBOOK_DIR
+    present = [nb for nb in order if (nb_src / f"{nb}.ipynb").is_file()]
+    if only and selection[0] not in present:
+        raise RunError(f"{NOTEBOOK_DIR}/{selection[0]}.ipynb does not exist (yet)")
+    todo = [nb for nb in selection if nb in present]
+    if not todo:
+        raise RunError(f"no notebooks to run: none of {', '.join(selection)} exists under {nb_src}")
+    for nb in todo:
+        check_parameters_cell(nb_src / f"{nb}.ipynb")
+
+    run_dir = cfg.run_dir(root)
+    out_dir = run_dir / "notebooks"
+    parameters = {
+        "profile": profile,
+        "seed": int(cfg.seeds[0] if seed is None else seed),
+        "config_path": "" if not config_path else _rel(Path(config_path).resolve(), root),
+        "output_dir": _rel(run_dir, root),
+    }
+    fingerprint = cfg.fingerprint()
+    pkg = package_hash()
+    summary = RunSummary(profile=profile, notebook_dir=out_dir)
+    interactive = progress and sys.stderr.isatty()
+
+    with _run_lock(out_dir):
+        state = read_state(out_dir)
+        entries: dict[str, Any] = state["notebooks"]
+        for i, name in enumerate(todo, 1):
+            src = nb_src / f"{name}.ipynb"
+            dst = out_dir / f"{name}.ipynb"
+            pos = present.index(name)
+            previous = entries.get(present[pos - 1], {}).get("key", "") if pos else ""
+            key = notebook_key(notebook_source_hash(src), parameters, fingerprint, pkg, previous)
+            entry = entries.get(name, {})
+            tag = f"[{i}/{len(todo)}] {name}"
+            if not force and entry.get("key") == key and entry.get("status") == "ok" and dst.is_file():
+                echo(f"{tag}: unchanged since {entry.get('finished', '?')}, skipped (--force reruns it)")
+                summary.results.append(NotebookResult(name, "skipped", 0.0, dst))
+                continue
+            echo(f"{tag}: running ...")
+            t0 = time.perf_counter()
+            bar: bool | dict[str, Any] = {"desc": f"  {name}", "leave": False} if interactive else False
+            try:
+                execute_one(src, dst, parameters, root, name, progress_bar=bar)
+            except NotebookFailed:
+                entries[name] = {"key": key, "status": "failed", "finished": _now(),
+                                 "seconds": round(time.perf_counter() - t0, 2)}
+                write_json(out_dir / STATE_FILE, state)
+                raise
+            seconds = time.perf_counter() - t0
+            entries[name] = {"key": key, "status": "ok", "finished": _now(), "seconds": round(seconds, 2),
+                             "parameters": parameters, "config_fingerprint": fingerprint}
+            write_json(out_dir / STATE_FILE, state)
+            summary.results.append(NotebookResult(name, "ran", seconds, dst))
+            elapsed = format_seconds(time.perf_counter() - start)
+            echo(f"{tag}: done in {format_seconds(seconds)} (elapsed {elapsed})")
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _now() -> str:
+    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+__all__ = [
+    "NOTEBOOKS", "PARAMETER_NAMES", "STAGES", "NotebookFailed", "NotebookResult", "RunError",
+    "RunSummary", "completed_notebooks", "package_hash", "resolve_notebook", "run_notebooks",
+]

@@ -1,0 +1,232 @@
+"""The built book works in a browser, offline.
+
+A small book is built with :mod:`mmga_helpers.book` from a fixture notebook executed by papermill
+(one plotly figure, one audio player, one matplotlib image), served on 127.0.0.1 and opened page by
+page in headless Chromium: no severe console errors (a resource fetched from the network fails
+here, as it would for an offline reader), every plotly figure draws, every sound decodes, every
+image loads. A screenshot of each page goes to ``outputs/test_screenshots/``.
+
+Chromium is required: without it the test fails (``make chromium`` installs it), it never skips.
+The same checks run on any built book with ``python tests/test_book.py outputs/quick/book/_build/html``.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import shutil
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from mmga_helpers.book import filter_toc, metrics_markdown
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).parent / "fixtures"
+SCREENSHOTS = REPO / "outputs" / "test_screenshots"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+PAGE_TIMEOUT_S = 30
+
+
+# -- pure functions (no browser) ------------------------------------------------------------------------
+def test_metrics_markdown_table() -> None:
+    metrics = {"metrics": {
+        "image_purity": {"mean": 0.8123, "std": 0.0123, "n": 3, "description": "cluster | purity",
+                         "command": "mmga evaluate --profile full"},
+        "brain": {"links_correct": {"mean": 0.9, "std": 0.05, "n": 3}, "n_links": 10},
+        "note": "not a number",
+    }}
+    page = metrics_markdown(metrics, "full")
+    rows = [ln for ln in page.splitlines() if ln.startswith("| `")]
+    assert rows == [
+        "| `image_purity` | 0.8123 ± 0.012 | 3 | cluster \\| purity | `mmga evaluate --profile full` |",
+        "| `brain.links_correct` | 0.9 ± 0.05 | 3 |  | `mmga evaluate --profile full` |",
+        "| `brain.n_links` | 10 |  |  | `mmga evaluate --profile full` |",
+    ]
+    assert "holds no numeric metrics" in metrics_markdown({}, "quick")
+
+
+def test_toc_keeps_only_present_pages(tmp_path: Path) -> None:
+    (tmp_path / "book").mkdir()
+    (tmp_path / "notebooks").mkdir()
+    for page in ("book/intro.md", "book/method.md", "notebooks/01_data.ipynb"):
+        (tmp_path / page).write_text("")
+    toc = {"format": "jb-book", "root": "book/intro", "parts": [
+        {"caption": "A", "chapters": [{"file": "book/method"}, {"file": "book/metrics"}]},
+        {"caption": "B", "chapters": [{"file": "notebooks/01_data"}, {"file": "notebooks/02_x"}]},
+        {"caption": "C", "chapters": [{"file": "book/reproduce"}]},
+    ]}
+    assert filter_toc(toc, tmp_path)["parts"] == [
+        {"caption": "A", "chapters": [{"file": "book/method"}]},
+        {"caption": "B", "chapters": [{"file": "notebooks/01_data"}]},
+    ]
+
+
+# -- the browser check ----------------------------------------------------------------------------------
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def serve(directory: Path) -> Iterator[str]:
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def chromium(profile_dir: Path) -> Iterator[object]:
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if missing:
+        pytest.fail(f"headless Chromium is required for the browser test but {', '.join(missing)} "
+                    "is missing; install it with `make chromium` "
+                    "(Debian: apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-quic", "--disable-dev-shm-usage",
+                "--autoplay-policy=no-user-gesture-required", "--window-size=1280,900",
+                f"--user-data-dir={profile_dir}"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
+    driver.set_page_load_timeout(PAGE_TIMEOUT_S)
+    driver.set_script_timeout(PAGE_TIMEOUT_S)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+_DECODE_AUDIO = """
+const done = arguments[arguments.length - 1];
+const audios = Array.from(document.querySelectorAll('audio'));
+const ctx = new (window.AudioContext || window.webkitAudioContext)();
+Promise.all(audios.map(async (a, i) => {
+  const src = a.currentSrc || a.src || (a.querySelector('source') || {}).src;
+  if (!src) return {i, ok: false, why: 'no src'};
+  try {
+    const buf = await (await fetch(src)).arrayBuffer();
+    const decoded = await ctx.decodeAudioData(buf);
+    return {i, ok: decoded.duration > 0, why: 'duration ' + decoded.duration};
+  } catch (e) { return {i, ok: false, why: String(e)}; }
+})).then(r => { ctx.close(); done(r); });
+"""
+
+_IMAGES = """
+return Array.from(document.images).map(img => ({src: img.currentSrc || img.src, complete: img.complete,
+                                                 width: img.naturalWidth}));
+"""
+
+_PLOTS_DRAWN = """
+const divs = Array.from(document.querySelectorAll('.plotly-graph-div'));
+return divs.map(d => !!d.querySelector('svg.main-svg, canvas'));
+"""
+
+
+def _screenshot(driver, path: Path, width: int = 1280, max_height: int = 8000) -> None:
+    """The whole page (up to ``max_height`` px): the window is made as tall as the page, so the
+    layout is the one a reader scrolls through."""
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(width, min(max(height, 900), max_height))
+    driver.execute_script("window.scrollTo(0, 0)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(path))
+    driver.set_window_size(width, 900)
+
+
+def check_site(html_dir: Path, screenshot_dir: Path, profile_dir: Path) -> tuple[list[str], dict[str, int]]:
+    """Open every page; return the problems found and counts of what was checked."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    pages = sorted(p.relative_to(html_dir).as_posix() for p in html_dir.rglob("*.html")
+                   if not p.relative_to(html_dir).parts[0].startswith("_"))
+    problems: list[str] = []
+    counts = {"pages": 0, "plots": 0, "audio": 0, "images": 0}
+    with serve(html_dir) as base, chromium(profile_dir) as driver:
+        for page in pages:
+            driver.get(f"{base}/{page}")
+            WebDriverWait(driver, PAGE_TIMEOUT_S).until(
+                lambda d: d.execute_script("return document.readyState") == "complete")
+            counts["pages"] += 1
+            try:
+                WebDriverWait(driver, PAGE_TIMEOUT_S).until(lambda d: all(d.execute_script(_PLOTS_DRAWN)))
+            except Exception:
+                pass  # reported below
+            drawn = driver.execute_script(_PLOTS_DRAWN)
+            counts["plots"] += len(drawn)
+            problems += [f"{page}: plotly figure {i} did not draw" for i, ok in enumerate(drawn) if not ok]
+            for result in driver.execute_async_script(_DECODE_AUDIO):
+                counts["audio"] += 1
+                if not result["ok"]:
+                    problems.append(f"{page}: audio {result['i']} does not decode ({result['why']})")
+            driver.execute_script("window.scrollTo(0, document.body.scrollHeight)")
+            try:
+                WebDriverWait(driver, PAGE_TIMEOUT_S).until(
+                    lambda d: all(i["complete"] for i in d.execute_script(_IMAGES)))
+            except Exception:
+                pass  # reported below
+            for img in driver.execute_script(_IMAGES):
+                counts["images"] += 1
+                if not img["width"]:
+                    problems.append(f"{page}: image {img['src'][:80]} did not load")
+            for entry in driver.get_log("browser"):
+                if entry["level"] == "SEVERE" and "favicon.ico" not in entry["message"]:
+                    problems.append(f"{page}: console: {entry['message'][:300]}")
+            driver.execute_script("window.scrollTo(0, 0)")
+            _screenshot(driver, screenshot_dir / (page.replace("/", "__").removesuffix(".html") + ".png"))
+    return problems, counts
+
+
+@pytest.mark.browser
+def test_small_book_works_offline_in_chromium(tmp_path: Path) -> None:
+    from mmga_helpers.book import build_book
+    from mmga_helpers.runner import execute_one
+
+    executed = tmp_path / "executed" / "01_data.ipynb"
+    params = {"profile": "quick", "seed": 0, "config_path": "", "output_dir": str(tmp_path / "out")}
+    execute_one(FIXTURES / "book_page.ipynb", executed, params, REPO, "01_data")
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text('{"metrics": {"example_score": {"mean": 0.5, "std": 0.1, "n": 3}}}')
+
+    index = build_book("quick", root=REPO, notebooks=[executed], out_dir=tmp_path / "book",
+                       src_dir=tmp_path / "book_src", metrics_path=metrics, echo=lambda _msg: None)
+    html_dir = index.parent
+    page = (html_dir / "notebooks" / "01_data.html").read_text()
+    assert "STDERR-MARKER" not in page  # nb_output_stderr: remove
+    assert "0.5 ± 0.1" in (html_dir / "book" / "metrics.html").read_text()
+    assert not (html_dir / "notebooks" / "02_image_autoencoder.html").exists()
+
+    shots = SCREENSHOTS / "small_book"
+    shutil.rmtree(shots, ignore_errors=True)
+    problems, counts = check_site(html_dir, shots, tmp_path / "chromium-profile")
+    assert not problems, "\n".join(problems)
+    assert counts["plots"] >= 1 and counts["audio"] >= 1 and counts["images"] >= 1, counts
+    assert counts["pages"] >= 5, counts  # intro, method, metrics, the notebook, reproduce (+ index, search)
+    assert len(list(shots.glob("*.png"))) == counts["pages"]
+
+
+if __name__ == "__main__":  # check a built book: python tests/test_book.py outputs/quick/book/_build/html
+    site = Path(sys.argv[1] if len(sys.argv) > 1 else "outputs/quick/book/_build/html").resolve()
+    with tempfile.TemporaryDirectory() as tmp:
+        found, checked = check_site(site, SCREENSHOTS / "book", Path(tmp) / "chromium-profile")
+    print(checked)
+    print("\n".join(found) or "no problems")
+    sys.exit(1 if found else 0)

@@ -1,0 +1,160 @@
+"""``mmga run``: order, skipping, --force, cascading reruns, failures that never reach the book.
+
+Fixture notebooks (tests/fixtures) are copied into a private project root under ``tmp_path``; each
+run of ``step.ipynb`` appends its name and parameters to ``outputs/quick/ran.log``, so the log says
+exactly which notebooks executed. Each execution starts a kernel (a few seconds).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from typer.testing import CliRunner
+
+from mmga_helpers import runner
+from mmga_helpers.cli import app
+from mmga_helpers.runner import NotebookFailed, RunError, completed_notebooks, resolve_notebook, run_notebooks
+
+FIXTURES = Path(__file__).parent / "fixtures"
+NAMES = ("01_data", "02_image_autoencoder", "03_audio_autoencoder")
+
+
+def write_step(root: Path, name: str, fixture: str = "step.ipynb", extra_cell: str | None = None) -> Path:
+    nb = nbformat.read(FIXTURES / fixture, as_version=4)
+    for cell in nb.cells:
+        if cell.source.startswith('STEP = "step"'):
+            cell.source = f'STEP = "{name}"'
+    if extra_cell is not None:
+        nb.cells.append(nbformat.v4.new_code_cell(extra_cell))
+    path = root / "notebooks" / f"{name}.ipynb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "proj"
+    for name in NAMES:
+        write_step(root, name)
+    return root
+
+
+def ran(root: Path) -> list[str]:
+    log = root / "outputs" / "quick" / "ran.log"
+    return [line.split()[0] for line in log.read_text().splitlines()] if log.is_file() else []
+
+
+def run(root: Path, **kwargs) -> runner.RunSummary:
+    messages: list[str] = []
+    summary = run_notebooks("quick", root=root, progress=False, echo=messages.append, **kwargs)
+    assert len(messages) == len(summary.results) * 2 - len(summary.skipped)  # running + done, or skipped
+    return summary
+
+
+def test_run_in_order_then_skip_force_and_cascade(project: Path) -> None:
+    out = project / "outputs" / "quick" / "notebooks"
+
+    first = run(project)
+    assert first.ran == list(NAMES)
+    assert ran(project) == list(NAMES)
+    line = (project / "outputs" / "quick" / "ran.log").read_text().splitlines()[0]
+    assert line == "01_data quick 0 '' outputs/quick"  # parameters injected; "" stays a string
+    for name in NAMES:
+        executed = nbformat.read(out / f"{name}.ipynb", as_version=4)
+        assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
+    state = json.loads((out / "run_state.json").read_text())
+    assert [state["notebooks"][n]["status"] for n in NAMES] == ["ok"] * 3
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".") and p.suffix == ".ipynb"]
+
+    second = run(project)  # nothing changed: nothing executes
+    assert second.skipped == list(NAMES) and second.ran == []
+    assert ran(project) == list(NAMES)
+
+    write_step(project, "02_image_autoencoder", extra_cell="y = 2")  # an edit reruns it and what follows
+    third = run(project)
+    assert third.skipped == ["01_data"] and third.ran == ["02_image_autoencoder", "03_audio_autoencoder"]
+    assert ran(project) == [*NAMES, "02_image_autoencoder", "03_audio_autoencoder"]
+
+    forced = run(project, only="03", force=True)
+    assert forced.ran == ["03_audio_autoencoder"]
+    assert ran(project)[-1] == "03_audio_autoencoder"
+
+    assert run(project, stage="train").skipped == list(NAMES)
+    assert completed_notebooks(out) == [out / f"{n}.ipynb" for n in NAMES]
+
+
+def test_failing_notebook_stops_the_run_and_never_reaches_the_final_path(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = project / "outputs" / "quick" / "notebooks"
+    (project / "notebooks" / "03_audio_autoencoder.ipynb").unlink()
+    run(project)
+    good = (out / "02_image_autoencoder.ipynb").read_bytes()
+
+    write_step(project, "02_image_autoencoder", fixture="fails.ipynb")
+    write_step(project, "03_audio_autoencoder")
+    with pytest.raises(NotebookFailed) as info:
+        run(project)
+    err = info.value
+    assert (err.notebook, err.cell_index, err.ename) == ("02_image_autoencoder", 3, "ValueError")
+    assert err.evalue == "deliberate failure for the runner test"
+    assert err.failed_path == out / "02_image_autoencoder.failed.ipynb" and err.failed_path.is_file()
+    assert (out / "02_image_autoencoder.ipynb").read_bytes() == good  # the failed run never lands there
+    assert not (out / "03_audio_autoencoder.ipynb").exists()  # the run stopped at the failure
+    assert ran(project) == ["01_data", "02_image_autoencoder"]
+    assert completed_notebooks(out) == [out / "01_data.ipynb"]  # what the book may show
+    assert not [p for p in out.iterdir() if p.name.startswith(".") and p.suffix == ".ipynb"]
+
+    # the same through the command line: one fact per line, exit code 1
+    monkeypatch.chdir(project)
+    result = CliRunner().invoke(app, ["run", "--profile", "quick", "--only", "image_autoencoder"])
+    assert result.exit_code == 1, result.output
+    lines = [ln.removeprefix("error: ") for ln in result.output.splitlines() if ln.startswith("error:")]
+    assert lines[0] == "notebook 02_image_autoencoder failed"
+    assert lines[1].startswith("cell: 3 (In [") and "raise ValueError" in lines[1]
+    assert lines[2] == "error: ValueError: deliberate failure for the runner test"
+    assert "02_image_autoencoder.failed.ipynb" in lines[3]
+
+
+def test_names_and_request_errors(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    aliases = ("02_image_autoencoder", "image_autoencoder", "02", "2", "notebooks/02_image_autoencoder.ipynb")
+    for alias in aliases:
+        assert resolve_notebook(alias) == "02_image_autoencoder"
+    assert [nb for nb in runner.NOTEBOOKS if nb in runner.STAGES["evaluate"]] == [
+        "04_clustering", "05_brain", "07_evaluation"
+    ]
+    with pytest.raises(RunError, match="unknown notebook 'nope'"):
+        resolve_notebook("nope")
+    with pytest.raises(RunError, match="unknown profile 'medium'"):
+        run_notebooks("medium", root=project)
+    with pytest.raises(RunError, match=r"05_brain.ipynb does not exist"):
+        run_notebooks("quick", root=project, only="05")
+    with pytest.raises(RunError, match=r"config file .* not found"):
+        run_notebooks("quick", project / "missing.yaml", root=project)
+    nb = nbformat.read(FIXTURES / "step.ipynb", as_version=4)
+    nb.cells[1].metadata["tags"] = []
+    nbformat.write(nb, project / "notebooks" / "01_data.ipynb")
+    with pytest.raises(RunError, match="no cell is tagged 'parameters'"):
+        run_notebooks("quick", root=project)
+    assert not (project / "outputs" / "quick" / "ran.log").exists()
+
+    monkeypatch.chdir(project)
+    cli = CliRunner()
+    for args in (["run", "--profile", "medium"], ["run", "--only", "nope"], ["evaluate"]):
+        result = cli.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "error:" in result.output
+
+
+def test_key_changes_with_every_input() -> None:
+    base = dict(source_hash="a", parameters={"seed": 0}, config_fingerprint="c", pkg_hash="p",
+                previous_key="")
+    key = runner.notebook_key(**base)
+    for field, value in [("source_hash", "b"), ("parameters", {"seed": 1}), ("config_fingerprint", "d"),
+                         ("pkg_hash", "q"), ("previous_key", "k")]:
+        assert runner.notebook_key(**{**base, field: value}) != key, field
+    assert runner.package_hash() == runner.package_hash()
