@@ -68,7 +68,7 @@ def check_waves(waves: Sequence[np.ndarray]) -> list[np.ndarray]:
         if np.issubdtype(arr.dtype, np.integer):  # PCM samples: scale to [-1, 1]
             arr = arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
         elif not np.issubdtype(arr.dtype, np.floating):
-            raise AudioError(f"clip {i}: dtype {arr.dtype} is not a real-valued waveform")
+            raise AudioError(f"clip {i}: dtype {arr.dtype} is not numeric (expected a real-valued waveform)")
         arr = arr.astype(np.float32, copy=False)
         if not np.isfinite(arr).all():
             raise AudioError(f"clip {i}: contains NaN or inf")

@@ -111,6 +111,7 @@ def test_read_wav_missing(tmp_path: Path) -> None:
         (np.full(100, 1e-6, np.float32), "silent"),
         (np.ones((2, 100), np.float32), "1-D"),
         (np.array(["a", "b"]), "not numeric"),
+        (np.array([1 + 1j, 2j]), "not numeric"),
     ],
 )
 def test_check_waves_names_the_clip(bad: np.ndarray, expect: str) -> None:

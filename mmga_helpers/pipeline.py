@@ -1,0 +1,232 @@
+"""The stages the notebooks call: data, autoencoders, latents, judges and the figures of merit.
+
+A :class:`Run` ties a config to its folders (``outputs/<profile>/...``) and a seed. Each stage
+reuses finished artefacts (models, judges, latents, cached features) and recomputes only what
+changed, so rerunning a notebook is cheap and a killed run resumes where it stopped.
+Metrics are recorded per seed in ``metrics_per_seed.json`` and aggregated (mean, std over seeds)
+into ``metrics.json``; both are written atomically.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmga_helpers import audio
+from mmga_helpers.config import Config, load_config
+from mmga_helpers.features import AudioSet, fsdd_split, mnist_split
+from mmga_helpers.io import read_json, read_npz, write_json, write_npz
+
+
+@dataclass
+class Run:
+    """One profile's run folder, for one seed."""
+
+    cfg: Config
+    seed: int = 0
+    root: Path = field(default_factory=lambda: Path("."))
+
+    @classmethod
+    def from_params(
+        cls, profile: str = "quick", config_path: str = "", output_dir: str = "", seed: int = 0
+    ) -> Run:
+        """The notebooks' parameters cell: a profile or a config file; ``output_dir`` is informative
+        (``outputs/<profile>`` is derived from the config so that every stage agrees)."""
+        cfg = load_config(config_path or profile)
+        run = cls(cfg, seed)
+        if output_dir and Path(output_dir).resolve() != run.dir.resolve():
+            raise ValueError(
+                f"output_dir={output_dir!r} disagrees with the config ({run.dir}); set paths.output_dir "
+                "and profile in the config instead"
+            )
+        return run
+
+    @property
+    def dir(self) -> Path:
+        return self.cfg.run_dir(self.root)
+
+    @property
+    def models(self) -> Path:
+        return self.cfg.model_dir(self.root) / f"seed{self.seed}"
+
+    @property
+    def judges_dir(self) -> Path:
+        return self.cfg.model_dir(self.root) / "judges"
+
+    @property
+    def cache(self) -> Path:
+        return self.dir / "cache"
+
+    @property
+    def latents_path(self) -> Path:
+        return self.dir / "latents" / f"seed{self.seed}.npz"
+
+
+@dataclass
+class Data:
+    """Model-ready training and held-out data for both modalities."""
+
+    image_train: np.ndarray
+    image_train_labels: np.ndarray
+    image_test: np.ndarray
+    image_test_labels: np.ndarray
+    audio_train: AudioSet
+    audio_test: AudioSet
+
+    def sizes(self) -> dict[str, int]:
+        return {
+            "mnist_train": len(self.image_train),
+            "mnist_test": len(self.image_test),
+            "fsdd_train": len(self.audio_train),
+            "fsdd_test": len(self.audio_test),
+        }
+
+
+def load_data(run: Run) -> Data:
+    x, y = mnist_split(run.cfg, "train")
+    xt, yt = mnist_split(run.cfg, "test")
+    return Data(x, y, xt, yt, fsdd_split(run.cfg, "train", run.cache), fsdd_split(run.cfg, "test", run.cache))
+
+
+@contextmanager
+def stage_timer(timings: dict[str, float], name: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+
+
+def train_autoencoders(run: Run, data: Data, force: bool = False):
+    """Train (or reuse) both autoencoders for this seed; returns ``(image, audio)``."""
+    from mmga_helpers.training import train_autoencoder
+
+    m = run.cfg.model
+    image = train_autoencoder(
+        data.image_train,
+        m.image_autoencoder,
+        "image_autoencoder",
+        run.models / "image_autoencoder",
+        seed=run.seed,
+        force=force,
+    )
+    sound = train_autoencoder(
+        data.audio_train.x,
+        m.audio_autoencoder,
+        "audio_autoencoder",
+        run.models / "audio_autoencoder",
+        seed=run.seed,
+        force=force,
+    )
+    return image, sound
+
+
+def encode(model, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """Batch inference without Keras' per-call overhead (``predict_on_batch`` per large chunk)."""
+    return np.concatenate(
+        [np.asarray(model.predict_on_batch(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+    )
+
+
+def latents(run: Run, data: Data, image_ae, audio_ae, force: bool = False) -> dict[str, np.ndarray]:
+    """Latent codes of every split, cached per seed (valid while the models are unchanged)."""
+    stamp = f"{image_ae.meta['data_fingerprint']}-{audio_ae.meta['data_fingerprint']}-{run.cfg.fingerprint('model')}"
+    if (
+        not force
+        and run.latents_path.is_file()
+        and not (image_ae.reused is False or audio_ae.reused is False)
+    ):
+        cached = read_npz(run.latents_path)
+        if str(cached.get("stamp", "")) == stamp:
+            return {k: v for k, v in cached.items() if k != "stamp"}
+    out = {
+        "image_train": encode(image_ae.model.encoder, data.image_train),
+        "image_test": encode(image_ae.model.encoder, data.image_test),
+        "audio_train": encode(audio_ae.model.encoder, data.audio_train.x),
+        "audio_test": encode(audio_ae.model.encoder, data.audio_test.x),
+    }
+    write_npz(run.latents_path, stamp=np.array(stamp), **out)
+    return out
+
+
+def train_judges(run: Run, data: Data, force: bool = False):
+    """The image and audio judges (supervised, train splits only); shared by every seed."""
+    from mmga_helpers.features import images_to_unit
+    from mmga_helpers.judges import train_judge
+
+    if run.cfg.data.mnist.train_limit is None:
+        images, labels = data.image_train, data.image_train_labels
+    else:  # the judge always learns from all of MNIST train: it scores, it is not part of the system
+        from mmga_helpers.data import load_mnist
+
+        raw, labels = load_mnist("train")
+        images = images_to_unit(raw)
+    image_judge = train_judge("image", images, labels, run.judges_dir, seed=0, epochs=4, force=force)
+    audio_judge = train_judge(
+        "audio",
+        data.audio_train.waves,
+        data.audio_train.digits,
+        run.judges_dir,
+        seed=0,
+        epochs=40,
+        force=force,
+    )
+    return image_judge, audio_judge
+
+
+def decode_to_waves(decoder, z: np.ndarray, cfg: Config, seed: int = 0) -> np.ndarray:
+    """Latents -> unit log-mel -> dB -> Griffin-Lim waveforms ``[N, n_samples]``."""
+    unit = encode(decoder, z)[..., 0]
+    return audio.inverse_logmel(audio.from_unit(unit), cfg.data.fsdd, seed=seed)
+
+
+def reconstruction_metrics(run: Run, data: Data, image_ae, audio_ae, judges) -> dict[str, float]:
+    """Held-out reconstruction quality (MNIST test, FSDD official test), judged and measured."""
+    image_judge, audio_judge = judges
+    xt = data.image_test
+    rec = encode(image_ae.model.autoencoder, xt)
+    per_image = ((rec - xt) ** 2).reshape(len(xt), -1).mean(axis=1)
+    at = data.audio_test
+    mel_rec = encode(audio_ae.model.autoencoder, at.x)
+    waves = audio.inverse_logmel(audio.from_unit(mel_rec[..., 0]), run.cfg.data.fsdd, seed=run.seed)
+    sc = audio.spectral_convergence(at.waves, waves, run.cfg.data.fsdd)
+    return {
+        "image.reconstruction.mse": float(per_image.mean()),
+        "image.reconstruction.psnr": float(np.mean(10 * np.log10(1.0 / np.maximum(per_image, 1e-12)))),
+        "image.reconstruction.judge_acc": image_judge.accuracy(rec, data.image_test_labels),
+        "audio.reconstruction.mel_mse": float(((mel_rec - at.x) ** 2).mean()),
+        "audio.reconstruction.spectral_convergence": float(sc.mean()),
+        "audio.reconstruction.judge_acc": audio_judge.accuracy(waves, at.digits),
+        "judges.image_test_acc": image_judge.accuracy(xt, data.image_test_labels),
+        "judges.audio_test_acc": audio_judge.accuracy(at.waves, at.digits),
+    }
+
+
+# -- metrics.json ------------------------------------------------------------------------------------------
+def record_metrics(run: Run, figures: dict[str, float], info: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Merge this seed's flat figures into ``metrics_per_seed.json`` and rewrite ``metrics.json``
+    with ``{"mean", "std", "n_seeds"}`` per key over the seeds recorded so far."""
+    from mmga_helpers.metrics import mean_std, unflatten
+
+    per_seed_path = run.dir / "metrics_per_seed.json"
+    per_seed = read_json(per_seed_path) if per_seed_path.is_file() else {}
+    per_seed.setdefault(str(run.seed), {}).update(figures)
+    write_json(per_seed_path, per_seed)
+    seeds = [s for s in map(str, run.cfg.seeds) if s in per_seed]
+    keys = sorted({k for s in seeds for k in per_seed[s]})
+    summary = {k: mean_std([per_seed[s][k] for s in seeds if k in per_seed[s]]) for k in keys}
+    path = run.dir / "metrics.json"
+    old = read_json(path) if path.is_file() else {}
+    run_info = {
+        **old.get("run", {}),
+        **(info or {}),
+        "profile": run.cfg.profile,
+        "seeds": [int(s) for s in seeds],
+    }
+    out = {**unflatten(summary), "run": run_info}
+    write_json(path, out)
+    return out
