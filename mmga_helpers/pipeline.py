@@ -9,6 +9,7 @@ into ``metrics.json``; both are written atomically.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -133,16 +134,18 @@ def encode(model, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
 
 
 def latents(run: Run, data: Data, image_ae, audio_ae, force: bool = False) -> dict[str, np.ndarray]:
-    """Latent codes of every split, cached per seed (valid while the models are unchanged)."""
-    stamp = f"{image_ae.meta['data_fingerprint']}-{audio_ae.meta['data_fingerprint']}-{run.cfg.fingerprint('model')}"
-    if (
-        not force
-        and run.latents_path.is_file()
-        and not (image_ae.reused is False or audio_ae.reused is False)
-    ):
+    """Latent codes of every split, cached per seed; the cache is tied to the two models' meta.json
+    (which change with every retraining) and to the data they encode."""
+    import json
+
+    from mmga_helpers.training import data_fingerprint
+
+    blob = json.dumps([image_ae.meta, audio_ae.meta, data.sizes(), data_fingerprint(data.image_test)])
+    stamp = hashlib.sha256(blob.encode()).hexdigest()[:16]
+    if not force and run.latents_path.is_file():
         cached = read_npz(run.latents_path)
-        if str(cached.get("stamp", "")) == stamp:
-            return {k: v for k, v in cached.items() if k != "stamp"}
+        if str(cached.pop("stamp", "")) == stamp:
+            return cached
     out = {
         "image_train": encode(image_ae.model.encoder, data.image_train),
         "image_test": encode(image_ae.model.encoder, data.image_test),
