@@ -1,3 +1,11 @@
 """MMGA helpers: the logic behind the notebook book (data, audio, models, clustering, brain, generation)."""
 
+import os as _os
+
+# Before TensorFlow is imported anywhere: oneDNN kernels are off by default on AMD CPUs, where they
+# make convolutions about 3x faster (measured on this project's 2-core EPYC machines); quiet logs.
+_os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+_os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
 __version__ = "0.1.0"
