@@ -9,3 +9,12 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """``from mmga_helpers import MMGA`` without importing TensorFlow for every other use."""
+    if name == "MMGA":
+        from mmga_helpers.generation import MMGA
+
+        return MMGA
+    raise AttributeError(f"module 'mmga_helpers' has no attribute {name!r}")

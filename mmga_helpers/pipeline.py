@@ -102,28 +102,37 @@ def stage_timer(timings: dict[str, float], name: str) -> Iterator[None]:
     timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 
 
-def train_autoencoders(run: Run, data: Data, force: bool = False):
-    """Train (or reuse) both autoencoders for this seed; returns ``(image, audio)``."""
+def train_image_autoencoder(run: Run, data: Data, force: bool = False):
+    """Train (or reuse) the image autoencoder of this seed on MNIST train."""
     from mmga_helpers.training import train_autoencoder
 
-    m = run.cfg.model
-    image = train_autoencoder(
+    return train_autoencoder(
         data.image_train,
-        m.image_autoencoder,
+        run.cfg.model.image_autoencoder,
         "image_autoencoder",
         run.models / "image_autoencoder",
         seed=run.seed,
         force=force,
     )
-    sound = train_autoencoder(
+
+
+def train_audio_autoencoder(run: Run, data: Data, force: bool = False):
+    """Train (or reuse) the audio autoencoder of this seed on FSDD train log-mels."""
+    from mmga_helpers.training import train_autoencoder
+
+    return train_autoencoder(
         data.audio_train.x,
-        m.audio_autoencoder,
+        run.cfg.model.audio_autoencoder,
         "audio_autoencoder",
         run.models / "audio_autoencoder",
         seed=run.seed,
         force=force,
     )
-    return image, sound
+
+
+def train_autoencoders(run: Run, data: Data, force: bool = False):
+    """Both autoencoders for this seed; returns ``(image, audio)``."""
+    return train_image_autoencoder(run, data, force), train_audio_autoencoder(run, data, force)
 
 
 def encode(model, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
@@ -156,29 +165,27 @@ def latents(run: Run, data: Data, image_ae, audio_ae, force: bool = False) -> di
     return out
 
 
-def train_judges(run: Run, data: Data, force: bool = False):
-    """The image and audio judges (supervised, train splits only); shared by every seed."""
+def train_image_judge(run: Run, force: bool = False):
+    """The MNIST judge, trained supervised on all of MNIST train (it scores; it is not the system)."""
+    from mmga_helpers.data import load_mnist
     from mmga_helpers.features import images_to_unit
     from mmga_helpers.judges import train_judge
 
-    if run.cfg.data.mnist.train_limit is None:
-        images, labels = data.image_train, data.image_train_labels
-    else:  # the judge always learns from all of MNIST train: it scores, it is not part of the system
-        from mmga_helpers.data import load_mnist
+    raw, labels = load_mnist("train")
+    return train_judge("image", images_to_unit(raw), labels, run.judges_dir, seed=0, epochs=4, force=force)
 
-        raw, labels = load_mnist("train")
-        images = images_to_unit(raw)
-    image_judge = train_judge("image", images, labels, run.judges_dir, seed=0, epochs=4, force=force)
-    audio_judge = train_judge(
-        "audio",
-        data.audio_train.waves,
-        data.audio_train.digits,
-        run.judges_dir,
-        seed=0,
-        epochs=40,
-        force=force,
-    )
-    return image_judge, audio_judge
+
+def train_audio_judge(run: Run, data: Data, force: bool = False):
+    """The FSDD judge, trained supervised on FSDD train waveforms with its own MFCC front end."""
+    from mmga_helpers.judges import train_judge
+
+    at = data.audio_train
+    return train_judge("audio", at.waves, at.digits, run.judges_dir, seed=0, epochs=40, force=force)
+
+
+def train_judges(run: Run, data: Data, force: bool = False):
+    """Both judges, shared by every seed of a profile; returns ``(image_judge, audio_judge)``."""
+    return train_image_judge(run, force), train_audio_judge(run, data, force)
 
 
 def decode_to_waves(decoder, z: np.ndarray, cfg: Config, seed: int = 0) -> np.ndarray:
@@ -187,25 +194,39 @@ def decode_to_waves(decoder, z: np.ndarray, cfg: Config, seed: int = 0) -> np.nd
     return audio.inverse_logmel(audio.from_unit(unit), cfg.data.fsdd, seed=seed)
 
 
-def reconstruction_metrics(run: Run, data: Data, image_ae, audio_ae, judges) -> dict[str, float]:
-    """Held-out reconstruction quality (MNIST test, FSDD official test), judged and measured."""
-    image_judge, audio_judge = judges
+def image_reconstruction_metrics(data: Data, image_ae, image_judge) -> dict[str, float]:
+    """MNIST test: pixel MSE and PSNR (pixels in [0, 1]); the MNIST judge reading reconstructions."""
     xt = data.image_test
     rec = encode(image_ae.model.autoencoder, xt)
     per_image = ((rec - xt) ** 2).reshape(len(xt), -1).mean(axis=1)
+    return {
+        "image.reconstruction.mse": float(per_image.mean()),
+        "image.reconstruction.psnr": float(np.mean(10 * np.log10(1.0 / np.maximum(per_image, 1e-12)))),
+        "image.reconstruction.judge_acc": image_judge.accuracy(rec, data.image_test_labels),
+        "judges.image_test_acc": image_judge.accuracy(xt, data.image_test_labels),
+    }
+
+
+def audio_reconstruction_metrics(run: Run, data: Data, audio_ae, audio_judge) -> dict[str, float]:
+    """FSDD official test: log-mel MSE (unit scale), spectral convergence after Griffin-Lim, and the
+    FSDD judge reading the reconstructed clips turned back into waveforms."""
     at = data.audio_test
     mel_rec = encode(audio_ae.model.autoencoder, at.x)
     waves = audio.inverse_logmel(audio.from_unit(mel_rec[..., 0]), run.cfg.data.fsdd, seed=run.seed)
     sc = audio.spectral_convergence(at.waves, waves, run.cfg.data.fsdd)
     return {
-        "image.reconstruction.mse": float(per_image.mean()),
-        "image.reconstruction.psnr": float(np.mean(10 * np.log10(1.0 / np.maximum(per_image, 1e-12)))),
-        "image.reconstruction.judge_acc": image_judge.accuracy(rec, data.image_test_labels),
         "audio.reconstruction.mel_mse": float(((mel_rec - at.x) ** 2).mean()),
         "audio.reconstruction.spectral_convergence": float(sc.mean()),
         "audio.reconstruction.judge_acc": audio_judge.accuracy(waves, at.digits),
-        "judges.image_test_acc": image_judge.accuracy(xt, data.image_test_labels),
         "judges.audio_test_acc": audio_judge.accuracy(at.waves, at.digits),
+    }
+
+
+def reconstruction_metrics(run: Run, data: Data, image_ae, audio_ae, judges) -> dict[str, float]:
+    """Held-out reconstruction quality of both autoencoders, measured and judged."""
+    return {
+        **image_reconstruction_metrics(data, image_ae, judges[0]),
+        **audio_reconstruction_metrics(run, data, audio_ae, judges[1]),
     }
 
 

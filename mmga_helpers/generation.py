@@ -1,0 +1,260 @@
+"""Hear an image, see a sound: the stable public API of a finished run.
+
+    >>> from mmga_helpers import MMGA
+    >>> m = MMGA.load("outputs/full")
+    >>> waves = m.hear(images)                    # [N, 28, 28] -> list of float32 waves at 8 kHz
+    >>> imgs = m.see(waves, sample_rate=16000)    # clips at any rate -> float32 [N, 28, 28] in [0, 1]
+
+The path is: encoder -> cluster -> the brain (the strongest association, or one drawn by strength)
+-> a latent drawn *inside* the other modality's cluster (a random mix of two training latents of
+that cluster, so repeated calls vary; ``seed`` makes them repeatable) -> decoder -> for audio,
+Griffin-Lim back to a waveform. A run folder is usable only with its manifest ``mmga.json``,
+written by :func:`export_generator` once every artefact is complete; the manifest records the
+configuration, and a folder whose models were made under another configuration is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from mmga_helpers import audio
+from mmga_helpers.config import Config, config_from_dict
+from mmga_helpers.features import images_to_unit, waves_to_unit_logmel
+from mmga_helpers.io import read_json, read_npz, write_json, write_npz
+
+MANIFEST = "mmga.json"
+Mode = Literal["argmax", "sample"]
+
+
+class RunFolderError(RuntimeError):
+    """A run folder is incomplete or was made by another configuration."""
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@dataclass
+class LatentBank:
+    """Training latents grouped by cluster: where generated latents are drawn from."""
+
+    z: np.ndarray
+    clusters: np.ndarray
+
+    def draw(self, targets: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """For each target cluster, mix two random members: ``a + u (b - a)``, ``u ~ U(0, 1)``.
+        Vectorised: members are addressed through a cluster-sorted index."""
+        order = np.argsort(self.clusters, kind="stable")
+        n_clusters = int(max(self.clusters.max(), targets.max()) + 1)
+        counts = np.bincount(self.clusters, minlength=n_clusters)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        if (counts[targets] == 0).any():
+            missing = sorted(set(targets[counts[targets] == 0].tolist()))
+            raise RunFolderError(f"clusters {missing} have no training latents to draw from")
+        pick = lambda: order[starts[targets] + rng.integers(0, counts[targets])]  # noqa: E731
+        a, b = self.z[pick()], self.z[pick()]
+        u = rng.uniform(0.0, 1.0, size=(len(targets), 1)).astype(self.z.dtype)
+        return a + u * (b - a)
+
+
+def _batched(model, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+    return np.concatenate(
+        [np.asarray(model.predict_on_batch(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+    )
+
+
+class MMGA:
+    """A finished run, ready to hear images and see sounds."""
+
+    def __init__(self, cfg: Config, parts: dict[str, Any], seed: int = 0) -> None:
+        self.cfg = cfg
+        self.seed = seed
+        self._p = parts
+        self._calls = 0
+
+    # -- loading ---------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, folder: str | Path, seed: int | None = None) -> MMGA:
+        """Open a run folder (``outputs/<profile>``); refuses missing, changed or foreign artefacts."""
+        from mmga_helpers.brain import ConvergenceDivergenceZone
+        from mmga_helpers.clustering import load_clusterer
+        from mmga_helpers.models import load_model
+
+        folder = Path(folder)
+        manifest_path = folder / MANIFEST
+        if not manifest_path.is_file():
+            raise RunFolderError(
+                f"{folder} is not a finished MMGA run ({MANIFEST} missing); run `mmga run --profile "
+                "<profile>` (or the generation notebook) to create it"
+            )
+        manifest = read_json(manifest_path)
+        cfg = config_from_dict(manifest["config"], str(manifest_path))
+        seed = manifest["default_seed"] if seed is None else seed
+        entry = manifest["seeds"].get(str(seed))
+        if entry is None:
+            raise RunFolderError(f"{folder}: no generator for seed {seed}; have {sorted(manifest['seeds'])}")
+        files = {}
+        for key, info in entry["files"].items():
+            path = folder / info["path"]
+            if not path.is_file():
+                raise RunFolderError(
+                    f"{folder}: artefact {info['path']} is missing; rerun `mmga run --force`"
+                )
+            if _sha(path) != info["sha256"]:
+                raise RunFolderError(
+                    f"{folder}: artefact {info['path']} changed since the manifest was written (another "
+                    "config or a retraining); rerun the generation notebook to export a consistent run"
+                )
+            files[key] = path
+        for key in ("image_meta", "audio_meta"):
+            made_with = read_json(files[key])["config"]
+            section = "image_autoencoder" if key == "image_meta" else "audio_autoencoder"
+            if made_with != cfg.model_dump(mode="json")["model"][section]:
+                raise RunFolderError(f"{folder}: {files[key]} was made with another configuration; refused")
+        banks = read_npz(files["banks"])
+        parts = {
+            "image_encoder": load_model(files["image_encoder"]),
+            "image_decoder": load_model(files["image_decoder"]),
+            "audio_encoder": load_model(files["audio_encoder"]),
+            "audio_decoder": load_model(files["audio_decoder"]),
+            "image_clusterer": load_clusterer(files["image_clusterer"]),
+            "audio_clusterer": load_clusterer(files["audio_clusterer"]),
+            "brain": ConvergenceDivergenceZone.load(files["brain"]),
+            "image_bank": LatentBank(banks["image_z"], banks["image_clusters"]),
+            "audio_bank": LatentBank(banks["audio_z"], banks["audio_clusters"]),
+        }
+        return cls(cfg, parts, seed)
+
+    # -- encoding and clustering ----------------------------------------------------------------
+    def encode_images(self, images: np.ndarray) -> np.ndarray:
+        return _batched(self._p["image_encoder"], images_to_unit(images, self.cfg.data.mnist.normalize))
+
+    def encode_waves(self, waves: list[np.ndarray] | np.ndarray, sample_rate: int = 8000) -> np.ndarray:
+        x, _ = waves_to_unit_logmel(list(waves), self.cfg, sample_rate)
+        return _batched(self._p["audio_encoder"], x)
+
+    def image_clusters(self, images: np.ndarray) -> np.ndarray:
+        return self._p["image_clusterer"].predict(self.encode_images(images))
+
+    def audio_clusters(self, waves: list[np.ndarray] | np.ndarray, sample_rate: int = 8000) -> np.ndarray:
+        return self._p["audio_clusterer"].predict(self.encode_waves(waves, sample_rate))
+
+    # -- generation --------------------------------------------------------------------------------
+    def _rng(self, seed: int | None) -> np.random.Generator:
+        if seed is not None:
+            return np.random.default_rng(seed)
+        self._calls += 1  # repeated calls vary, yet a fresh MMGA replays the same sequence
+        return np.random.default_rng([self.seed, self._calls])
+
+    def hear(self, images: np.ndarray, seed: int | None = None, mode: Mode = "argmax") -> list[np.ndarray]:
+        """Images ``[N, 28, 28]`` (uint8 or float) -> one float32 waveform at 8 kHz each."""
+        rng = self._rng(seed)
+        clusters = self.image_clusters(images)
+        targets = self._p["brain"].predict_audio(clusters, mode=mode, random_state=rng.integers(2**31))
+        z = self._p["audio_bank"].draw(np.asarray(targets), rng)
+        unit = _batched(self._p["audio_decoder"], z)[..., 0]
+        waves = audio.inverse_logmel(audio.from_unit(unit), self.cfg.data.fsdd, seed=int(rng.integers(2**31)))
+        return list(waves.astype(np.float32))
+
+    def see(
+        self,
+        waves: list[np.ndarray] | np.ndarray,
+        sample_rate: int = 8000,
+        seed: int | None = None,
+        mode: Mode = "argmax",
+    ) -> np.ndarray:
+        """Clips (1-D arrays at ``sample_rate``) -> float32 images ``[N, 28, 28]`` in [0, 1]."""
+        rng = self._rng(seed)
+        clusters = self.audio_clusters(waves, sample_rate)
+        targets = self._p["brain"].predict_image(clusters, mode=mode, random_state=rng.integers(2**31))
+        z = self._p["image_bank"].draw(np.asarray(targets), rng)
+        return _batched(self._p["image_decoder"], z)[..., 0].astype(np.float32)
+
+
+def export_generator(
+    run, cluster_folder: Path, latents: dict[str, np.ndarray], clusters: dict[str, np.ndarray]
+) -> Path:
+    """Write the latent banks and the manifest ``mmga.json`` for ``run.seed`` (atomically, last)."""
+    folder = run.dir
+    banks = folder / "generator" / f"seed{run.seed}_banks.npz"
+    write_npz(
+        banks,
+        image_z=latents["image_train"],
+        image_clusters=clusters["image_train"],
+        audio_z=latents["audio_train"],
+        audio_clusters=clusters["audio_brain_train"],
+    )
+    models = run.models
+    paths = {
+        "image_encoder": models / "image_autoencoder" / "encoder.keras",
+        "image_decoder": models / "image_autoencoder" / "decoder.keras",
+        "image_meta": models / "image_autoencoder" / "meta.json",
+        "audio_encoder": models / "audio_autoencoder" / "encoder.keras",
+        "audio_decoder": models / "audio_autoencoder" / "decoder.keras",
+        "audio_meta": models / "audio_autoencoder" / "meta.json",
+        "image_clusterer": cluster_folder / "image.npz",
+        "audio_clusterer": cluster_folder / "audio_brain.npz",
+        "brain": cluster_folder / "brain.npz",
+        "banks": banks,
+    }
+    manifest_path = folder / MANIFEST
+    manifest = read_json(manifest_path) if manifest_path.is_file() else {}
+    if manifest.get("config") not in (None, run.cfg.model_dump(mode="json")):
+        manifest = {}  # another configuration: start a fresh manifest rather than mix
+    manifest["config"] = run.cfg.model_dump(mode="json")
+    manifest.setdefault("default_seed", run.seed)
+    manifest.setdefault("seeds", {})[str(run.seed)] = {
+        "files": {k: {"path": str(p.relative_to(folder)), "sha256": _sha(p)} for k, p in paths.items()}
+    }
+    write_json(manifest_path, manifest)
+    return manifest_path
+
+
+# -- judged scores -----------------------------------------------------------------------------------
+def mean_pairwise_distance(x: np.ndarray, max_items: int = 200, seed: int = 0) -> float:
+    """Mean Euclidean distance between distinct items (a seeded subsample of at most ``max_items``)."""
+    from scipy.spatial.distance import pdist
+
+    x = x.reshape(len(x), -1)
+    if len(x) > max_items:
+        x = x[np.random.default_rng(seed).choice(len(x), max_items, replace=False)]
+    return float(pdist(x).mean()) if len(x) > 1 else float("nan")
+
+
+def diversity_ratio(
+    generated: np.ndarray, real: np.ndarray, gen_digits: np.ndarray, real_digits: np.ndarray
+) -> float:
+    """Mean over digits of (spread among one digit's generated samples) / (spread among its real
+    samples): one template per digit scores 0, real-like variety scores about 1."""
+    ratios = [
+        mean_pairwise_distance(generated[gen_digits == d]) / mean_pairwise_distance(real[real_digits == d])
+        for d in np.intersect1d(gen_digits, real_digits)
+    ]
+    return float(np.nanmean(ratios))
+
+
+def generation_metrics(m: MMGA, data, judges, seed: int = 0, max_hear: int | None = None) -> dict[str, float]:
+    """``see`` on FSDD official test clips read by the MNIST judge; ``hear`` on MNIST test images read
+    by the FSDD judge; diversity of both against real samples of the same digit."""
+    image_judge, audio_judge = judges
+    at = data.audio_test
+    seen = m.see(list(at.waves), sample_rate=m.cfg.data.fsdd.sample_rate, seed=seed)
+    xt, yt = data.image_test, data.image_test_labels
+    if max_hear is not None and len(xt) > max_hear:  # stratified by position: MNIST test is shuffled
+        xt, yt = xt[:max_hear], yt[:max_hear]
+    heard = np.stack(m.hear(xt, seed=seed))
+    heard_mels = audio.to_unit(audio.logmel(heard, m.cfg.data.fsdd))
+    real_mels = at.x[..., 0]
+    return {
+        "generation.see_judge_acc": image_judge.accuracy(seen, at.digits),
+        "generation.hear_judge_acc": audio_judge.accuracy(heard, yt),
+        "generation.diversity_ratio_image": diversity_ratio(
+            seen, data.image_test[..., 0], at.digits, data.image_test_labels
+        ),
+        "generation.diversity_ratio_audio": diversity_ratio(heard_mels, real_mels, yt, at.digits),
+    }
