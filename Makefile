@@ -43,6 +43,7 @@ bench: $(STAMP)
 lock: $(STAMP)
 	{ echo "# Exact pins, installed by the Makefile (make venv). Regenerate: make lock"; \
 	  $(BIN)/pip freeze --exclude-editable | grep -v '^mmga'; } > requirements.lock.tmp && mv requirements.lock.tmp requirements.lock
+	{ sed -n 1,9p environment.yml; grep -v '^#' requirements.lock | sed 's/^/      - /'; } > environment.yml.tmp && mv environment.yml.tmp environment.yml
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache .ruff_cache
