@@ -267,6 +267,7 @@ def execute_one(source: Path, output: Path, parameters: dict[str, Any], root: Pa
     raise :class:`NotebookFailed`."""
     import papermill as pm
 
+    os.environ["MMGA_HEADLESS"] = "1"  # the kernel inherits it: no live widgets in a static book
     failed = output.with_name(f"{name}.failed.ipynb")
     params_index = check_parameters_cell(source)
     extra: dict[str, Any] = {}
