@@ -80,7 +80,7 @@ def explorer(m, images: np.ndarray, clips: list[np.ndarray], clip_names: list[st
     def zones(threshold: float) -> None:
         with out_zone:
             out_zone.clear_output()
-            display(zones_at(m._p["brain"], threshold))
+            display(zones_at(m.brain, threshold))
 
     pick_img.observe(
         lambda ch: hear(images[ch["new"]] / (255.0 if images.dtype == np.uint8 else 1.0)), "value"

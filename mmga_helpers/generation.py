@@ -130,6 +130,11 @@ class MMGA:
         }
         return cls(cfg, parts, seed)
 
+    @property
+    def brain(self):
+        """The fitted :class:`~mmga_helpers.brain.ConvergenceDivergenceZone` of this run."""
+        return self._p["brain"]
+
     # -- encoding and clustering ----------------------------------------------------------------
     def encode_images(self, images: np.ndarray) -> np.ndarray:
         return _batched(self._p["image_encoder"], images_to_unit(images, self.cfg.data.mnist.normalize))
@@ -176,20 +181,22 @@ class MMGA:
         return _batched(self._p["image_decoder"], z)[..., 0].astype(np.float32)
 
 
-def export_generator(
-    run, cluster_folder: Path, latents: dict[str, np.ndarray], clusters: dict[str, np.ndarray]
-) -> Path:
-    """Write the latent banks and the manifest ``mmga.json`` for ``run.seed`` (atomically, last)."""
+def export_generator(run, latents: dict[str, np.ndarray], clusters) -> Path:
+    """Write the latent banks and the manifest ``mmga.json`` for ``run.seed`` (atomically, last).
+
+    ``clusters`` is the evaluation stage's ``ClusterResult``: the brain links its ``image_brain``
+    and ``audio_brain`` clusterings, so those are what generation uses."""
     folder = run.dir
     banks = folder / "generator" / f"seed{run.seed}_banks.npz"
     write_npz(
         banks,
         image_z=latents["image_train"],
-        image_clusters=clusters["image_train"],
+        image_clusters=clusters.ids["image_brain_train"],
         audio_z=latents["audio_train"],
-        audio_clusters=clusters["audio_brain_train"],
+        audio_clusters=clusters.ids["audio_brain_train"],
     )
-    models = run.models
+    models, cl = run.models, clusters.folder
+    image_clusterer = cl / "image_brain.npz" if (cl / "image_brain.npz").is_file() else cl / "image.npz"
     paths = {
         "image_encoder": models / "image_autoencoder" / "encoder.keras",
         "image_decoder": models / "image_autoencoder" / "decoder.keras",
@@ -197,9 +204,9 @@ def export_generator(
         "audio_encoder": models / "audio_autoencoder" / "encoder.keras",
         "audio_decoder": models / "audio_autoencoder" / "decoder.keras",
         "audio_meta": models / "audio_autoencoder" / "meta.json",
-        "image_clusterer": cluster_folder / "image.npz",
-        "audio_clusterer": cluster_folder / "audio_brain.npz",
-        "brain": cluster_folder / "brain.npz",
+        "image_clusterer": image_clusterer,
+        "audio_clusterer": cl / "audio_brain.npz",
+        "brain": cl / "brain.npz",
         "banks": banks,
     }
     manifest_path = folder / MANIFEST
@@ -213,6 +220,21 @@ def export_generator(
     }
     write_json(manifest_path, manifest)
     return manifest_path
+
+
+def prepare_generator(run, data, force: bool = False) -> MMGA:
+    """Everything generation needs for this seed (reusing finished stages), exported and reloaded
+    through the public :meth:`MMGA.load`, so the notebook uses exactly what users get."""
+    from mmga_helpers.evaluation import cross_modal, fit_modality_clusters
+    from mmga_helpers.pipeline import latents, train_autoencoders
+
+    image_ae, audio_ae = train_autoencoders(run, data, force)
+    z = latents(run, data, image_ae, audio_ae, force)
+    clusters = fit_modality_clusters(run, z, force)
+    if force or not (clusters.folder / "brain.npz").is_file() or not clusters.reused:
+        cross_modal(run, data, z, clusters, save_as="brain")
+    export_generator(run, z, clusters)
+    return MMGA.load(run.dir, seed=run.seed)
 
 
 # -- judged scores -----------------------------------------------------------------------------------
@@ -258,3 +280,40 @@ def generation_metrics(m: MMGA, data, judges, seed: int = 0, max_hear: int | Non
         ),
         "generation.diversity_ratio_audio": diversity_ratio(heard_mels, real_mels, yt, at.digits),
     }
+
+
+def write_synthetic(m: MMGA, data, folder: str | Path, per_digit: int = 5, seed: int = 0) -> list[Path]:
+    """``synthetic/hear/digit<d>_<i>.wav`` from MNIST test images and ``synthetic/see/digit<d>.png``
+    grids from FSDD test clips, ``per_digit`` of each digit (all written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mmga_helpers.io import write_with
+
+    folder = Path(folder)
+    rng = np.random.default_rng(seed)
+    written: list[Path] = []
+    labels, at = data.image_test_labels, data.audio_test
+    img_idx = np.concatenate(
+        [rng.choice(np.flatnonzero(labels == d), per_digit, replace=False) for d in range(10)]
+    )
+    clip_idx = np.concatenate(
+        [rng.choice(np.flatnonzero(at.digits == d), per_digit, replace=False) for d in range(10)]
+    )
+    heard = m.hear(data.image_test[img_idx], seed=seed)
+    for k, (i, wave) in enumerate(zip(img_idx, heard, strict=True)):
+        written.append(audio.write_wav(folder / "hear" / f"digit{labels[i]}_{k % per_digit}.wav", wave))
+    seen = m.see(list(at.waves[clip_idx]), seed=seed).reshape(10, per_digit, 28, 28)
+    for d in range(10):
+        fig, axes = plt.subplots(1, per_digit, figsize=(per_digit, 1.1))
+        for ax, img in zip(np.atleast_1d(axes), seen[d], strict=True):
+            ax.imshow(img, cmap="gray_r", vmin=0, vmax=1)
+            ax.set_axis_off()
+        fig.suptitle(f"seen from spoken '{d}'", fontsize=8)
+        written.append(
+            write_with(folder / "see" / f"digit{d}.png", lambda p, f=fig: f.savefig(p, format="png", dpi=100))
+        )
+        plt.close(fig)
+    return written
