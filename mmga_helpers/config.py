@@ -100,11 +100,18 @@ class PathsConfig(_Section):
     allow_external: bool  # paths outside the project need an explicit yes
 
 
+class EvaluationConfig(_Section):
+    speaker_holdout: bool  # leave-one-speaker-out: six more audio autoencoder trainings per seed
+    baselines: bool  # PCA + k-means on pixels, MFCC statistics + k-means on audio, side by side
+    max_hear_items: PosInt | None  # MNIST test images heard for the judged score (None: all)
+
+
 class Config(_Section):
     profile: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
     seeds: list[Annotated[int, Field(ge=0)]] = Field(min_length=1)
     model: ModelConfig
     data: DataConfig
+    evaluation: EvaluationConfig
     paths: PathsConfig
 
     @model_validator(mode="after")

@@ -166,13 +166,13 @@ def latents(run: Run, data: Data, image_ae, audio_ae, force: bool = False) -> di
 
 
 def train_image_judge(run: Run, force: bool = False):
-    """The MNIST judge, trained supervised on all of MNIST train (it scores; it is not the system)."""
-    from mmga_helpers.data import load_mnist
-    from mmga_helpers.features import images_to_unit
+    """The MNIST judge, trained supervised on the profile's MNIST train images (it scores; it is not
+    part of the system, and never sees a test image)."""
+    from mmga_helpers.features import mnist_split
     from mmga_helpers.judges import train_judge
 
-    raw, labels = load_mnist("train")
-    return train_judge("image", images_to_unit(raw), labels, run.judges_dir, seed=0, epochs=4, force=force)
+    images, labels = mnist_split(run.cfg, "train")
+    return train_judge("image", images, labels, run.judges_dir, seed=0, epochs=4, force=force)
 
 
 def train_audio_judge(run: Run, data: Data, force: bool = False):

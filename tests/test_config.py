@@ -154,14 +154,14 @@ def test_all_problems_reported_at_once() -> None:
 
 
 def test_inconsistent_audio_input_shape() -> None:
-    msg = _error(_set(_quick(), "model.audio_autoencoder.input_shape", [64, 125, 1]))
-    assert "model.audio_autoencoder.input_shape" in msg and "[64, 126, 1]" in msg
-    # changing the hop length without the shape is caught too
-    msg = _error(_set(_quick(), "data.fsdd.hop_length", 128))
+    msg = _error(_set(_quick(), "model.audio_autoencoder.input_shape", [64, 62, 1]))
     assert "model.audio_autoencoder.input_shape" in msg and "[64, 63, 1]" in msg
+    # changing the hop length without the shape is caught too
+    msg = _error(_set(_quick(), "data.fsdd.hop_length", 64))
+    assert "model.audio_autoencoder.input_shape" in msg and "[64, 126, 1]" in msg
     # and a consistent change is accepted
-    ok = _set(_set(_quick(), "data.fsdd.hop_length", 128), "model.audio_autoencoder.input_shape", [64, 63, 1])
-    assert config_from_dict(ok).data.fsdd.n_frames == 63
+    ok = _set(_set(_quick(), "data.fsdd.hop_length", 64), "model.audio_autoencoder.input_shape", [64, 126, 1])
+    assert config_from_dict(ok).data.fsdd.n_frames == 126
 
 
 def test_inconsistent_image_shape_and_hop() -> None:
