@@ -176,11 +176,18 @@ def train_image_judge(run: Run, force: bool = False):
 
 
 def train_audio_judge(run: Run, data: Data, force: bool = False):
-    """The FSDD judge, trained supervised on FSDD train waveforms with its own MFCC front end."""
+    """The FSDD judge, trained supervised on FSDD train waveforms with its own MFCC front end.
+
+    Each training clip is seen twice: as recorded, and after a log-mel -> Griffin-Lim round trip, so
+    that the judge reads a digit through the vocoder's phase artefacts too. Only real training
+    clips go in; nothing an autoencoder made."""
     from mmga_helpers.judges import train_judge
 
-    at = data.audio_train
-    return train_judge("audio", at.waves, at.digits, run.judges_dir, seed=0, epochs=40, force=force)
+    at, fs = data.audio_train, run.cfg.data.fsdd
+    vocoded = audio.inverse_logmel(audio.logmel(at.waves, fs), fs, seed=0)
+    waves = np.concatenate([at.waves, vocoded])
+    digits = np.concatenate([at.digits, at.digits])
+    return train_judge("audio", waves, digits, run.judges_dir, seed=0, epochs=40, force=force)
 
 
 def train_judges(run: Run, data: Data, force: bool = False):
