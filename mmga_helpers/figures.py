@@ -175,3 +175,85 @@ __all__ = [
     "BOOK_RENDERER", "audio_player", "audio_table", "image_grid", "plotly_scatter", "setup_plotly",
     "spectrogram_grid",
 ]
+
+
+# -- clusters and the brain (plotly) --------------------------------------------------------------------
+def strength_heatmap(matrix: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str],
+                     title: str = "", row_title: str = "", col_title: str = "",
+                     zmax: float | None = 1.0, colorbar_title: str = "strength",
+                     text_format: str = ".2f") -> Any:
+    """An annotated heatmap (rows top to bottom), e.g. the brain's association strengths
+    ``P(partner | cluster)``; hovering shows both cluster labels and the value."""
+    import plotly.graph_objects as go
+
+    z = np.asarray(matrix, dtype=float)
+    if z.ndim != 2 or z.shape != (len(row_labels), len(col_labels)):
+        raise ValueError(f"strength_heatmap: matrix {z.shape}, labels {len(row_labels)} x {len(col_labels)}")
+    rows, cols = [str(r) for r in row_labels], [str(c) for c in col_labels]
+    show_text = z.size <= 400
+    fig = go.Figure(go.Heatmap(
+        z=z, x=cols, y=rows, zmin=0.0, zmax=zmax, colorscale="Blues",
+        colorbar={"title": {"text": colorbar_title}},
+        text=np.vectorize(lambda v: format(v, text_format))(z) if show_text else None,
+        texttemplate="%{text}" if show_text else None, textfont={"size": 9},
+        hovertemplate=f"{row_title or 'row'} %{{y}}<br>{col_title or 'column'} %{{x}}<br>"
+                      f"{colorbar_title} %{{z:{text_format}}}<extra></extra>",
+    ))
+    fig.update_yaxes(autorange="reversed", type="category", title=row_title)
+    fig.update_xaxes(type="category", title=col_title, tickangle=-45)
+    fig.update_layout(title=title, height=max(320, 22 * len(rows) + 160),
+                      margin={"l": 10, "r": 10, "t": 50 if title else 10, "b": 10})
+    return fig
+
+
+def cluster_digit_heatmap(counts: np.ndarray, title: str = "", cluster_title: str = "cluster") -> Any:
+    """What each cluster holds: the share of every digit among its items (rows sum to 1)."""
+    counts = np.asarray(counts, dtype=float)
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
+    rows = [f"{c} (n={int(n)})" for c, n in enumerate(counts.sum(axis=1))]
+    return strength_heatmap(share, rows, [str(d) for d in range(counts.shape[1])], title=title,
+                            row_title=cluster_title, col_title="digit", colorbar_title="share")
+
+
+def zone_scatter(zones: Any, threshold: float, title: str = "") -> Any:
+    """Every cluster of both modalities: strength of its strongest association against the entropy of
+    its associations; convergence zones (one clear partner) lie right of the threshold line."""
+    import plotly.express as px
+
+    fig = px.scatter(zones, x="strength", y="entropy", color="zone", symbol="modality",
+                     hover_data=["modality", "cluster", "best_partner", "count"], title=title,
+                     color_discrete_map={"convergence": "#1f77b4", "divergence": "#d62728"},
+                     category_orders={"zone": ["convergence", "divergence"], "modality": ["image", "audio"]})
+    fig.add_vline(x=threshold, line_dash="dot", annotation_text=f"threshold {threshold:g}")
+    fig.update_traces(marker={"size": 10, "opacity": 0.8})
+    fig.update_layout(xaxis_title="strongest association P(partner | cluster)",
+                      yaxis_title="entropy of the associations (bits)", height=420,
+                      margin={"l": 10, "r": 10, "t": 50 if title else 10, "b": 10})
+    return fig
+
+
+def threshold_curve(table: Any, current: float | None = None, title: str = "") -> Any:
+    """Share of convergence zones (per modality, and among linked pairs) against the threshold."""
+    import plotly.express as px
+
+    fig = px.line(table, x="threshold", y="convergence_share", color="modality", markers=True, title=title)
+    if current is not None:
+        fig.add_vline(x=current, line_dash="dot", annotation_text=f"configured {current:g}")
+    fig.update_layout(xaxis_title="convergence threshold", yaxis_title="share of convergence zones",
+                      yaxis_range=[-0.02, 1.02], height=380,
+                      margin={"l": 10, "r": 10, "t": 50 if title else 10, "b": 10})
+    return fig
+
+
+def bar_compare(table: Any, x: str, y: str, color: str, title: str = "", y_title: str = "",
+                error_y: str | None = None) -> Any:
+    """Grouped bars (e.g. hold-out accuracy per speaker, MMGA next to the baseline)."""
+    import plotly.express as px
+
+    fig = px.bar(table, x=x, y=y, color=color, barmode="group", error_y=error_y, title=title)
+    fig.update_layout(yaxis_title=y_title or y, xaxis_title="", height=380,
+                      margin={"l": 10, "r": 10, "t": 50 if title else 10, "b": 10})
+    return fig
+
+
+__all__ += ["bar_compare", "cluster_digit_heatmap", "strength_heatmap", "threshold_curve", "zone_scatter"]

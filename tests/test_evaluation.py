@@ -1,0 +1,314 @@
+"""Evaluation: clusters per modality, the brain's cross-modal recall, its robustness, the speaker
+hold-out and the baselines, on synthetic latents (k-means, fast) and on a tiny real subset."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmga_helpers import baselines, evaluation
+from mmga_helpers.config import config_from_dict, profile_dict
+from mmga_helpers.features import AudioSet
+from mmga_helpers.pipeline import Data, Run
+
+N_IMG, N_IMG_TEST = 3000, 600
+SPEAKERS = ("ann", "bob", "cid", "dee", "eve", "fay")
+
+
+def make_run(root: Path, algorithm: str = "kmeans", seed: int = 0) -> Run:
+    raw = profile_dict("quick")
+    raw["model"]["clustering"].update(algorithm=algorithm, n_clusters=10, audio_n_clusters=20)
+    return Run(config_from_dict(raw), seed=seed, root=root)
+
+
+def fake_audio(digits: np.ndarray, speakers: np.ndarray, x: np.ndarray) -> AudioSet:
+    n = len(digits)
+    return AudioSet(x, np.zeros((n, 8), np.float32), digits, speakers, np.arange(n))
+
+
+def synthetic(
+    seed: int = 0, audio_noise: bool = False, dim: int = 32, n_img: int = N_IMG
+) -> tuple[Data, dict[str, np.ndarray]]:
+    """Digit blobs: images in 16-D; clips in ``dim``-D where each speaker shifts the digit's blob a little
+    (so that audio over-clustering may split a digit by voice). ``audio_noise``: clips are noise."""
+    rng = np.random.default_rng(seed)
+    img_c, aud_c = rng.normal(0, 4, (10, 16)), rng.normal(0, 4, (10, dim))
+    voice = rng.normal(0, 1.0, (len(SPEAKERS), dim))
+    yi, yit = rng.integers(0, 10, n_img), rng.integers(0, 10, N_IMG_TEST)
+    # every speaker says every digit: 8 training and 2 test takes
+    ya = np.tile(np.repeat(np.arange(10), 8), len(SPEAKERS))
+    sa = np.repeat(np.arange(len(SPEAKERS)), 80)
+    yat = np.tile(np.repeat(np.arange(10), 2), len(SPEAKERS))
+    sat = np.repeat(np.arange(len(SPEAKERS)), 20)
+
+    def audio(y: np.ndarray, s: np.ndarray) -> np.ndarray:
+        if audio_noise:
+            return rng.normal(0, 4, (len(y), dim)).astype(np.float32)
+        return (aud_c[y] + voice[s] + rng.normal(0, 0.5, (len(y), dim))).astype(np.float32)
+
+    z = {
+        "image_train": (img_c[yi] + rng.normal(0, 0.5, (n_img, 16))).astype(np.float32),
+        "image_test": (img_c[yit] + rng.normal(0, 0.5, (N_IMG_TEST, 16))).astype(np.float32),
+        "audio_train": audio(ya, sa),
+        "audio_test": audio(yat, sat),
+    }
+    names = np.array(SPEAKERS)
+    data = Data(
+        np.zeros((n_img, 1), np.float32),
+        yi,
+        np.zeros((N_IMG_TEST, 1), np.float32),
+        yit,
+        fake_audio(ya, names[sa], z["audio_train"]),
+        fake_audio(yat, names[sat], z["audio_test"]),
+    )
+    return data, z
+
+
+@pytest.fixture(scope="module")
+def blobs() -> tuple[Data, dict[str, np.ndarray]]:
+    return synthetic(0)
+
+
+# -- labels never reach what learns -----------------------------------------------------------------
+def test_learning_functions_take_no_labels() -> None:
+    params = set(inspect.signature(evaluation.fit_modality_clusters).parameters)
+    assert params == {"run", "z", "force", "algorithm", "image_brain_clusters", "prefix"}
+    brain_params = set(inspect.signature(evaluation.fit_brain).parameters)
+    assert brain_params == {
+        "image_clusters",
+        "audio_clusters",
+        "n_image_clusters",
+        "n_audio_clusters",
+        "convergence_threshold",
+    }
+
+
+def test_clusterers_see_only_latents(tmp_path, blobs, monkeypatch) -> None:
+    """Every fit gets one float latent array of a training split and no ``y``."""
+    _data, z = blobs
+    seen: list[tuple[np.ndarray, object]] = []
+    real = evaluation.make_clusterer
+
+    def spy(*args, **kwargs):
+        est = real(*args, **kwargs)
+        fit = est.fit
+
+        def recording_fit(X, y=None):
+            seen.append((X, y))
+            return fit(X, y)
+
+        est.fit = recording_fit
+        return est
+
+    monkeypatch.setattr(evaluation, "make_clusterer", spy)
+    evaluation.fit_modality_clusters(make_run(tmp_path), z, image_brain_clusters=20)
+    assert len(seen) == 4  # image, audio, audio_brain, image_brain
+    for X, y in seen:
+        assert y is None
+        assert X is z["image_train"] or X is z["audio_train"]
+        assert np.issubdtype(X.dtype, np.floating)
+
+
+# -- clusters --------------------------------------------------------------------------------------
+def test_clusters_saved_reused_and_refitted(tmp_path, blobs) -> None:
+    _data, z = blobs
+    run = make_run(tmp_path)
+    first = evaluation.fit_modality_clusters(run, z)
+    folder = tmp_path / "outputs" / "quick" / "clusters" / "seed0"
+    assert first.folder == folder and not first.reused
+    for name in ("image", "audio", "audio_brain", "image_brain", "clusters"):
+        assert (folder / f"{name}.npz").is_file()
+    assert first.sizes == {"image": 10, "audio": 10, "audio_brain": 20, "image_brain": 10}
+    assert first.ids["audio_brain_train"].max() < 20 and len(first.ids["image_test"]) == N_IMG_TEST
+
+    again = evaluation.fit_modality_clusters(run, z)
+    assert again.reused
+    for key, ids in first.ids.items():
+        np.testing.assert_array_equal(again.ids[key], ids)
+
+    moved = dict(z, audio_train=z["audio_train"] + 1.0)  # other latents: the audio models are refitted
+    assert not evaluation.fit_modality_clusters(run, moved).reused
+    assert not evaluation.fit_modality_clusters(run, moved, force=True).reused
+
+
+def test_cluster_figures_on_separated_blobs(tmp_path, blobs) -> None:
+    data, z = blobs
+    clusters = evaluation.fit_modality_clusters(make_run(tmp_path), z)
+    figs = evaluation.cluster_figures(data, z, clusters)
+    assert set(figs) == {
+        f"{m}.cluster.{s}" for m in ("image", "audio") for s in ("acc", "nmi", "ari", "silhouette")
+    }
+    assert figs["image.cluster.acc"] > 0.95 and figs["image.cluster.nmi"] > 0.9
+    assert figs["audio.cluster.acc"] > 0.9
+    assert 0 < figs["image.cluster.silhouette"] <= 1
+
+
+# -- the brain -------------------------------------------------------------------------------------
+def test_cross_modal_high_for_separated_blobs(tmp_path, blobs) -> None:
+    data, z = blobs
+    run = make_run(tmp_path)
+    clusters = evaluation.fit_modality_clusters(run, z)
+    figs = evaluation.cross_modal_figures(run, data, z, clusters)
+    assert figs["cross_modal.image_to_audio_acc"] > 0.95
+    assert figs["cross_modal.audio_to_image_acc"] > 0.95
+    assert figs["cross_modal.mismatch20.image_to_audio_drop"] < 0.03
+    assert figs["cross_modal.mismatch20.audio_to_image_drop"] < 0.03
+    brain = evaluation.ConvergenceDivergenceZone.load(clusters.folder / "brain.npz")
+    assert brain.counts_.shape == (10, 20) and brain.counts_.sum() == N_IMG
+    noisy = evaluation.ConvergenceDivergenceZone.load(clusters.folder / "brain_mismatch20.npz")
+    assert noisy.counts_.sum() == N_IMG and not np.array_equal(noisy.counts_, brain.counts_)
+
+
+def test_cross_modal_near_chance_when_audio_is_noise(tmp_path) -> None:
+    """Audio latents that say nothing about the digit: recall both ways falls to chance (0.1).
+    Scoring image -> audio with the training clips' majority would not: the brain picks, for each
+    image cluster, the audio cluster that held most training clips of that digit, so it scores far
+    above chance; the held-out clips' majority does not share that bias."""
+    i2a, a2i, i2a_train = [], [], []
+    for seed in range(3):
+        data, z = synthetic(seed, audio_noise=True)
+        run = make_run(tmp_path / str(seed), seed=seed)
+        res = evaluation.cross_modal(run, data, z, evaluation.fit_modality_clusters(run, z))
+        i2a.append(res.image_to_audio_acc)
+        a2i.append(res.audio_to_image_acc)
+        i2a_train.append(res.image_to_audio_acc_train_majority)
+    assert np.mean(i2a) < 0.25 and np.mean(a2i) < 0.25
+    assert np.mean(i2a_train) > np.mean(i2a) + 0.15
+
+
+def test_soft_recall_and_image_overclustering(tmp_path) -> None:
+    data, z = synthetic(1, dim=6, n_img=1000)  # small: full-covariance mixtures fit fast
+    run = make_run(tmp_path, algorithm="gmm")
+    clusters = evaluation.fit_modality_clusters(run, z, image_brain_clusters=15)
+    assert clusters.n_image_brain == 15 and clusters.image_brain is not clusters.image
+    post = evaluation.posteriors_of(clusters.audio_brain, z["audio_test"])
+    assert post is not None and post.shape == (len(z["audio_test"]), 20)
+    np.testing.assert_allclose(post.sum(axis=1), 1.0, atol=1e-3)
+    soft = evaluation.cross_modal(run, data, z, clusters, soft=True)
+    assert soft.image_to_audio_acc > 0.9 and soft.audio_to_image_acc > 0.9
+    # one-hot posteriors give exactly the hard recall
+    brain = soft.brain
+    ids = clusters.ids["audio_brain_test"]
+    np.testing.assert_array_equal(
+        evaluation.recall(brain, "audio_to_image", ids, np.eye(20)[ids]), brain.predict_image(ids)
+    )
+
+
+def test_joint_figures(tmp_path, blobs) -> None:
+    data, z = blobs
+    run = make_run(tmp_path)
+    figs = evaluation.joint_figures(run, data, z)
+    assert set(figs) == {"joint.cluster.acc", "joint.cluster.nmi", "joint.cluster.ari"}
+    assert figs["joint.cluster.acc"] > 0.95
+    assert (tmp_path / "outputs" / "quick" / "clusters" / "seed0" / "joint.npz").is_file()
+
+
+def test_holdout_fold_generalises_to_a_new_voice(tmp_path, blobs) -> None:
+    data, z = blobs
+    run = make_run(tmp_path)
+    clusters = evaluation.fit_modality_clusters(run, z)
+    counts = evaluation.cluster_digit_counts(
+        clusters.ids["image_brain_train"], data.image_train_labels, 10, 10
+    )
+    held = data.audio_train.speakers == "ann"
+    args = (run, clusters.ids["image_brain_train"], counts, data.image_train_labels)
+    acc = evaluation.holdout_fold(
+        *args,
+        z["audio_train"][~held],
+        data.audio_train.digits[~held],
+        z["audio_train"][held],
+        data.audio_train.digits[held],
+        "kmeans",
+        "ann",
+    )
+    assert acc > 0.9
+    shuffled = np.random.default_rng(0).permutation(data.audio_train.digits[held])
+    wrong = evaluation.holdout_fold(
+        *args,
+        z["audio_train"][~held],
+        data.audio_train.digits[~held],
+        z["audio_train"][held],
+        shuffled,
+        "kmeans",
+        "ann",
+    )
+    assert wrong < 0.3
+
+
+def test_evaluate_keys_and_timings(tmp_path, blobs) -> None:
+    data, z = blobs
+    details = evaluation.Evaluation()
+    figs = evaluation.evaluate(make_run(tmp_path), data, z, loso=False, baselines=False, details=details)
+    expected = {f"{m}.cluster.{s}" for m in ("image", "audio") for s in ("acc", "nmi", "ari", "silhouette")}
+    expected |= {"joint.cluster.acc", "joint.cluster.nmi", "joint.cluster.ari"}
+    expected |= {f"cross_modal.{d}_acc" for d in ("image_to_audio", "audio_to_image")}
+    expected |= {
+        f"cross_modal.mismatch20.{d}_{w}"
+        for d in ("image_to_audio", "audio_to_image")
+        for w in ("acc", "drop")
+    }
+    assert set(figs) == expected
+    assert all(isinstance(v, float) for v in figs.values())
+    assert set(details.wall_time_s) == {"clusters", "joint", "brain"}
+    table = evaluation.metrics_table(figs)
+    assert table.loc["cross_modal.image_to_audio_acc", "target"] == ">= 0.97"
+
+
+def test_record_evaluation_keeps_per_seed_details(tmp_path, blobs) -> None:
+    data, _z = blobs
+    run = make_run(tmp_path)
+    details = evaluation.Evaluation(wall_time_s={"brain": 1.0}, speaker_holdout={"ann": 0.5})
+    out = evaluation.record_evaluation(run, data, {"cross_modal.audio_to_image_acc": 0.5}, details)
+    assert out["cross_modal"]["audio_to_image_acc"]["mean"] == 0.5
+    assert out["run"]["per_seed"]["0"]["speaker_holdout_audio_to_image_acc"] == {"ann": 0.5}
+    assert out["run"]["data_sizes"]["mnist_train"] == N_IMG and out["run"]["machine"]["cpu_count"]
+
+
+def test_zone_share_by_threshold(tmp_path, blobs) -> None:
+    data, z = blobs
+    run = make_run(tmp_path)
+    res = evaluation.cross_modal(run, data, z, evaluation.fit_modality_clusters(run, z))
+    table = evaluation.zone_share_by_threshold(res.brain, [0.05, 0.5, 1.0])
+    image = table[table["modality"] == "image"].set_index("threshold")["convergence_share"]
+    assert image[0.05] == 1.0 and image[1.0] == 0.0  # shares fall as the threshold rises
+    assert (np.diff(image.to_numpy()) <= 0).all()
+
+
+# -- baselines on a tiny real subset --------------------------------------------------------------------
+def test_baselines_on_a_tiny_real_subset(real_env, tmp_path) -> None:
+    from mmga_helpers.data import load_fsdd, load_mnist
+    from mmga_helpers.features import images_to_unit, waves_to_unit_logmel
+
+    run = make_run(tmp_path)
+    (xi, yi), (xt, yt) = load_mnist("train"), load_mnist("test")
+    fsdd = load_fsdd("test")  # 300 clips: takes 1-4 stand in for training, take 0 for testing
+    x, waves = waves_to_unit_logmel(fsdd.waves, run.cfg, fsdd.sample_rate)
+    full = AudioSet(x, waves, fsdd.digits, fsdd.speakers, fsdd.indices)
+    tr = fsdd.indices > 0
+    data = Data(
+        images_to_unit(xi[:1500]),
+        yi[:1500].astype(np.int64),
+        images_to_unit(xt[:300]),
+        yt[:300].astype(np.int64),
+        full.subset(tr),
+        full.subset(~tr),
+    )
+    stats = baselines.mfcc_stats(waves[:3])
+    assert stats.shape == (3, 40) and np.isfinite(stats).all()
+    figs, per_speaker = baselines.baseline_figures(run, data, loso=True)
+    assert len(per_speaker) == 6
+    for key in (
+        "image.cluster.acc",
+        "audio.cluster.acc",
+        "cross_modal.image_to_audio_acc",
+        "cross_modal.audio_to_image_acc",
+        "cross_modal.speaker_holdout_audio_to_image_acc",
+        "cross_modal.mismatch20.audio_to_image_drop",
+    ):
+        assert f"baseline.{key}" in figs
+    assert figs["baseline.image.cluster.acc"] > 0.35  # PCA + k-means: well above chance (0.1)
+    assert figs["baseline.audio.cluster.acc"] > 0.15
+    assert all(0 <= v <= 1 for k, v in figs.items() if not k.endswith(("_drop", "silhouette")))
