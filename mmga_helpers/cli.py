@@ -32,24 +32,91 @@ def _print_figures(title: str, figures: dict) -> None:
     console.print(table)
 
 
+_BENCH_PROFILE_OPT = typer.Option(None, "--profile", "-p", help="profile (quick, full) or a config file")
+
+
+def _bench_profile(ctx: typer.Context, profile: str | None) -> str:
+    """The subcommand's --profile, else the one given to `mmga bench`, else quick."""
+    parent = ctx.parent.params.get("profile") if ctx.parent is not None else None
+    return profile or parent or "quick"
+
+
+def _flat_figures(figures: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in figures.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value and not ("mean" in value and "std" in value):
+            out.update(_flat_figures(value, f"{name}."))
+        elif isinstance(value, list) and value and all(isinstance(v, float) for v in value):
+            out[name] = ", ".join(f"{v:.3g}" for v in value)
+        else:
+            out[name] = value
+    return out
+
+
+def _print_bench_table(title: str, figures: dict) -> None:
+    table = Table(title=title)
+    table.add_column("figure", overflow="fold")
+    table.add_column("value", justify="right", overflow="fold")
+    for key, value in figures.items():
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
+def _bench(profile: str, sections: tuple[str, ...], title: str) -> None:
+    """Run benchmark sections, print them and merge them into outputs/<profile>/bench.json."""
+    from mmga_helpers.bench import bench_all, write_bench
+    from mmga_helpers.config import ConfigError
+    from mmga_helpers.data import DataError
+    from mmga_helpers.generation import RunFolderError
+
+    try:
+        figures = bench_all(profile, sections)
+    except (DataError, ConfigError, RunFolderError) as err:
+        _fail(str(err))
+    _print_bench_table(title, _flat_figures(figures))
+    generation = figures.get("generation", {})
+    if generation.get("status") not in (None, "ok"):
+        console.print(f"generation: {generation['status']}", highlight=False)
+    console.print(f"saved {write_bench(profile, figures)}", highlight=False)
+
+
+@bench_app.callback(invoke_without_command=True)
+def bench_cmd(ctx: typer.Context, profile: str | None = _BENCH_PROFILE_OPT) -> None:
+    """Without a subcommand: every benchmark (data, models, generation) into outputs/<profile>/bench.json."""
+    if ctx.invoked_subcommand is None:
+        _bench(profile or "quick", ("data", "models", "generation"), "mmga bench")
+
+
 @bench_app.command("data")
-def bench_data_cmd(profile: str = typer.Option("quick", help="config profile or file")) -> None:
+def bench_data_cmd(ctx: typer.Context, profile: str | None = _BENCH_PROFILE_OPT) -> None:
     """Seconds to load and verify MNIST, to log-mel all FSDD clips, and the Griffin-Lim round trip."""
     from mmga_helpers.bench import bench_data
-    from mmga_helpers.config import ConfigError
+    from mmga_helpers.config import ConfigError, load_config
     from mmga_helpers.data import DataError
     from mmga_helpers.io import write_json
 
+    profile = _bench_profile(ctx, profile)
     try:
         figures = bench_data(profile)
     except (DataError, ConfigError) as err:
         _fail(str(err))
-    _print_figures("mmga bench data", figures)
-    from mmga_helpers.config import load_config
-
+    _print_bench_table("mmga bench data", _flat_figures(figures))
     out = load_config(profile).run_dir() / "bench_data.json"
     write_json(out, figures)
     console.print(f"saved {out}")
+
+
+@bench_app.command("models")
+def bench_models_cmd(ctx: typer.Context, profile: str | None = _BENCH_PROFILE_OPT) -> None:
+    """Training samples/s (pipeline vs bare fit) and encoder items/s (vs the FLOP bound)."""
+    _bench(_bench_profile(ctx, profile), ("models",), "mmga bench models")
+
+
+@bench_app.command("generation")
+def bench_generation_cmd(ctx: typer.Context, profile: str | None = _BENCH_PROFILE_OPT) -> None:
+    """see and hear clips/s of the finished run of a profile (after `mmga run`)."""
+    _bench(_bench_profile(ctx, profile), ("generation",), "mmga bench generation")
 
 
 # -- the notebook book: run the notebooks (all, one, or a stage's) and build the HTML book ------------------

@@ -5,12 +5,22 @@ Artefacts for one model live in ``outputs/<profile>/models/seed<s>/<name>/``: ``
 ``decoder.keras``, ``autoencoder.keras``, ``history.json`` and ``meta.json``. ``meta.json`` is
 written last and records the fingerprint of the config section, the data and the seed: a folder
 without it is incomplete, a folder with another fingerprint is refused rather than mixed.
+
+While training, ``<name>/checkpoint/`` holds the state after the last completed epoch (weights with
+the optimizer's moments, the early-stopping state and its best weights, the history so far), written
+atomically and named by ``checkpoint.json`` last. A run killed mid-training (Ctrl-C, SIGTERM,
+SIGKILL, a lost machine) resumes from there on the next call with the same configuration, data and
+seed, replaying the same shuffles, so the result equals that of an uninterrupted run. The checkpoint
+is removed once the finished artefacts are written.
 """
 
 from __future__ import annotations
 
 import hashlib
+import shutil
 import time
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,10 +28,12 @@ from typing import Any
 import numpy as np
 
 from mmga_helpers.config import AutoencoderConfig
-from mmga_helpers.io import read_json, write_json, write_with
+from mmga_helpers.io import read_json, read_npz, write_json, write_npz, write_with
 from mmga_helpers.models import Autoencoder, build_autoencoder, compile_autoencoder, load_model
 
 PARTS = ("encoder", "decoder", "autoencoder")
+CHECKPOINT_DIR = "checkpoint"
+CHECKPOINT_FILE = "checkpoint.json"
 
 
 class ArtefactMismatch(RuntimeError):
@@ -52,6 +64,18 @@ def make_dataset(x: np.ndarray, batch_size: int, seed: int | None, shuffle: bool
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def epoch_dataset(x: np.ndarray, batch_size: int, seed: int, start_epoch: int = 0):
+    """Training batches for ``fit(..., steps_per_epoch=steps)``: one endless iterator whose k-th
+    epoch is the k-th seeded reshuffle, so that resuming at ``start_epoch`` (skipping the batches of
+    the completed epochs) replays exactly the orders an uninterrupted run would see, whatever Keras
+    does with iterators between epochs. Returns ``(dataset, steps)``."""
+    steps = -(-len(x) // batch_size)
+    ds = make_dataset(x, batch_size, seed, shuffle=True).repeat()
+    if start_epoch:
+        ds = ds.skip(start_epoch * steps)
+    return ds, steps
+
+
 def seed_everything(seed: int) -> None:
     import keras
     import tensorflow as tf
@@ -60,7 +84,7 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def _progress_callback(total_epochs: int, desc: str):
+def _progress_callback(total_epochs: int, desc: str, initial: int = 0):
     import keras
     from tqdm import tqdm
 
@@ -68,7 +92,7 @@ def _progress_callback(total_epochs: int, desc: str):
         """One bar over epochs (not one line per batch: it reads well in notebooks and logs)."""
 
         def on_train_begin(self, logs=None):
-            self.bar = tqdm(total=total_epochs, desc=desc, unit="epoch", leave=True)
+            self.bar = tqdm(total=total_epochs, initial=initial, desc=desc, unit="epoch", leave=True)
 
         def on_epoch_end(self, epoch, logs=None):
             self.bar.set_postfix({k: f"{v:.4g}" for k, v in (logs or {}).items()})
@@ -78,6 +102,112 @@ def _progress_callback(total_epochs: int, desc: str):
             self.bar.close()
 
     return EpochBar()
+
+
+# -- per-epoch checkpoints: resuming a killed run -------------------------------------------------------
+@dataclass
+class Checkpoint:
+    """The state after ``epoch`` completed epochs, as read from ``checkpoint/checkpoint.json``."""
+
+    folder: Path
+    epoch: int
+    history: dict[str, list[float]]
+    early_stopping: dict[str, Any]
+    stopped: bool
+    seconds: float
+    weights: Path
+    best: Path | None
+    best_weights: list[np.ndarray] | None = None  # read from ``best`` when resuming
+
+
+def read_checkpoint(folder: Path, expected: dict[str, Any]) -> Checkpoint | None:
+    """The checkpoint of an interrupted training with exactly ``expected`` (name, config, data,
+    seed), or None when there is none; one made by anything else is deleted (it is incomplete work,
+    never mixed into this training)."""
+    ckpt = folder / CHECKPOINT_DIR
+    info_path = ckpt / CHECKPOINT_FILE
+    if not info_path.is_file():
+        return None
+    try:
+        info = read_json(info_path)
+        state = Checkpoint(
+            ckpt,
+            int(info["epoch"]),
+            {k: [float(v) for v in vals] for k, vals in info["history"].items()},
+            dict(info["early_stopping"]),
+            bool(info["stopped"]),
+            float(info["seconds"]),
+            ckpt / info["weights"],
+            ckpt / info["best"] if info.get("best") else None,
+        )
+        valid = info.get("meta") == expected and state.weights.is_file()
+        valid = valid and (state.best is None or state.best.is_file())
+    except (ValueError, KeyError, TypeError, OSError):
+        valid = False
+    if not valid:
+        shutil.rmtree(ckpt, ignore_errors=True)
+        return None
+    return state
+
+
+def checkpoint_callback(
+    folder: Path, expected: dict[str, Any], early_stopping, resume: Checkpoint | None, start_seconds: float
+):
+    """After every epoch: weights (+ optimizer), best weights and early-stopping state, then
+    ``checkpoint.json`` naming them (all atomic); files of older epochs are removed afterwards."""
+    import keras
+
+    ckpt = folder / CHECKPOINT_DIR
+
+    class EpochCheckpoint(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.history = {k: list(v) for k, v in (resume.history if resume else {}).items()}
+            self.start = time.perf_counter()
+            if resume is not None:  # after EarlyStopping.on_train_begin, which resets its state
+                es = resume.early_stopping
+                early_stopping.wait = es["wait"]
+                early_stopping.best = es["best"]
+                early_stopping.best_epoch = es["best_epoch"]
+                early_stopping.best_weights = resume.best_weights
+
+        def on_epoch_end(self, epoch, logs=None):
+            # runs after EarlyStopping.on_epoch_end: its state already includes this epoch
+            for k, v in (logs or {}).items():
+                self.history.setdefault(k, []).append(float(v))
+            done = epoch + 1
+            weights = f"epoch{done:04d}.weights.h5"
+            write_with(ckpt / weights, self.model.save_weights, suffix=".weights.h5")
+            best = None
+            if early_stopping.best_weights is not None:
+                best = f"epoch{done:04d}.best.npz"
+                write_npz(ckpt / best, **{f"w{i:04d}": w for i, w in enumerate(early_stopping.best_weights)})
+            write_json(
+                ckpt / CHECKPOINT_FILE,
+                {
+                    "meta": expected,
+                    "epoch": done,
+                    "history": self.history,
+                    "early_stopping": {
+                        "wait": int(early_stopping.wait),
+                        "best": None if early_stopping.best is None else float(early_stopping.best),
+                        "best_epoch": int(early_stopping.best_epoch),
+                    },
+                    "stopped": bool(self.model.stop_training),
+                    "seconds": start_seconds + time.perf_counter() - self.start,
+                    "weights": weights,
+                    "best": best,
+                },
+            )
+            for old in ckpt.iterdir():  # earlier epochs' files and leftovers of killed writes
+                if old.name not in (weights, best, CHECKPOINT_FILE):
+                    old.unlink(missing_ok=True)
+
+    return EpochCheckpoint()
+
+
+def _read_weight_list(path: Path) -> list[np.ndarray]:
+    arrays = read_npz(path)
+    return [arrays[k] for k in sorted(arrays)]
 
 
 @dataclass
@@ -121,6 +251,13 @@ def load_autoencoder(folder: Path) -> Autoencoder:
     return Autoencoder(enc, dec, keras.Model(inp, dec(enc(inp)), name=folder.name))
 
 
+def _fresh_model(cfg: AutoencoderConfig, name: str, seed: int) -> Autoencoder:
+    seed_everything(seed)
+    ae = build_autoencoder(cfg, name)
+    compile_autoencoder(ae, cfg)
+    return ae
+
+
 def train_autoencoder(
     x_train: np.ndarray,
     cfg: AutoencoderConfig,
@@ -129,8 +266,13 @@ def train_autoencoder(
     seed: int = 0,
     force: bool = False,
     verbose: bool = True,
+    callbacks: Sequence[Any] = (),
 ) -> TrainedAutoencoder:
-    """Fit on ``x_train`` (validation carved from it), save atomically, or reuse a finished model."""
+    """Fit on ``x_train`` (validation carved from it), save atomically, or reuse a finished model.
+
+    A checkpoint left by an interrupted call with the same configuration, data and seed is resumed
+    from its last completed epoch (``force`` starts afresh). ``callbacks`` are extra Keras callbacks,
+    called after the checkpoint of each epoch is written."""
     import keras
 
     folder = Path(folder)
@@ -143,23 +285,56 @@ def train_autoencoder(
             reused=True,
         )
     (folder / "meta.json").unlink(missing_ok=True)  # the folder is incomplete until meta.json is back
-    seed_everything(seed)
-    ae = build_autoencoder(cfg, name)
-    compile_autoencoder(ae, cfg)
+    if force:
+        shutil.rmtree(folder / CHECKPOINT_DIR, ignore_errors=True)
+    resume = read_checkpoint(folder, expected)
+    ae = _fresh_model(cfg, name, seed)
+    if resume is not None:
+        try:
+            model = ae.autoencoder
+            model.optimizer.build(model.trainable_variables)  # so that its moments load too
+            model.load_weights(resume.weights)
+            resume.best_weights = _read_weight_list(resume.best) if resume.best is not None else None
+        except (OSError, ValueError, KeyError) as err:  # atomic writes make this a damaged disk
+            warnings.warn(
+                f"{folder / CHECKPOINT_DIR}: unreadable checkpoint ({type(err).__name__}: {err}); "
+                "training from the first epoch",
+                stacklevel=2,
+            )
+            shutil.rmtree(folder / CHECKPOINT_DIR, ignore_errors=True)
+            resume = None
+            ae = _fresh_model(cfg, name, seed)
+    start_epoch = resume.epoch if resume else 0
     tr, va = train_val_split(len(x_train), cfg.validation_fraction, seed)
-    train_ds = make_dataset(x_train[tr], cfg.batch_size, seed, shuffle=True)
+    train_ds, steps = epoch_dataset(x_train[tr], cfg.batch_size, seed, start_epoch)
     val_ds = make_dataset(x_train[va], cfg.batch_size, None, shuffle=False)
-    callbacks = [
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True)
-    ]
-    if verbose:
-        callbacks.append(_progress_callback(cfg.epochs, name))
-    start = time.perf_counter()
-    hist = ae.autoencoder.fit(
-        train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=callbacks, verbose=0
+    early = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=cfg.patience, restore_best_weights=True
     )
-    seconds = time.perf_counter() - start
-    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    cbs = [early, checkpoint_callback(folder, expected, early, resume, resume.seconds if resume else 0.0)]
+    if verbose:
+        cbs.append(_progress_callback(cfg.epochs, name, initial=start_epoch))
+    cbs.extend(callbacks)
+    start = time.perf_counter()
+    if resume is not None and (resume.stopped or start_epoch >= cfg.epochs):
+        # killed after the last epoch, before the artefacts were written: finish as fit would have
+        history = resume.history
+        if resume.best_weights is not None:
+            ae.autoencoder.set_weights(resume.best_weights)
+    else:
+        ae.autoencoder.fit(
+            train_ds,
+            steps_per_epoch=steps,
+            shuffle=False,  # the dataset shuffles, seeded per epoch
+            validation_data=val_ds,
+            epochs=cfg.epochs,
+            initial_epoch=start_epoch,
+            callbacks=cbs,
+            verbose=0,
+        )
+        history = cbs[1].history
+    seconds = (resume.seconds if resume else 0.0) + time.perf_counter() - start
+    history = {k: [float(v) for v in vals] for k, vals in history.items()}
     for part in PARTS:
         write_with(folder / f"{part}.keras", getattr(ae, part).save, suffix=".keras")
     write_json(folder / "history.json", history)
@@ -167,9 +342,11 @@ def train_autoencoder(
         **expected,
         "train_seconds": seconds,
         "epochs_run": len(history["loss"]),
+        "resumed_from_epoch": start_epoch,
         "n_train": len(tr),
         "n_val": len(va),
         "best_val_loss": float(min(history["val_loss"])),
     }
     write_json(folder / "meta.json", meta)
+    shutil.rmtree(folder / CHECKPOINT_DIR, ignore_errors=True)
     return TrainedAutoencoder(ae, history, meta, reused=False)

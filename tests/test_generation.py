@@ -1,0 +1,323 @@
+"""The generation API on a tiny fake run: hear/see outputs, variety and seeds, bad inputs named in
+one line, and MMGA.load refusing incomplete, changed or foreign run folders.
+
+The fake run has untrained one-block autoencoders, k-means clusterers fitted on random latents and a
+brain fitted on random cluster pairs: nothing it generates means anything, but every path from an
+input to an output is the real one.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from mmga_helpers import io as mio
+from mmga_helpers.audio import AudioError
+from mmga_helpers.config import config_from_dict, profile_dict
+from mmga_helpers.features import images_to_unit
+from mmga_helpers.generation import MANIFEST, MMGA, LatentBank, RunFolderError, export_generator
+from mmga_helpers.io import OutputError, read_json, write_json
+
+N_IMG, N_AUD = 3, 4  # clusters
+
+
+def tiny_config():
+    d = profile_dict("quick")
+    for key in ("image_autoencoder", "audio_autoencoder"):
+        d["model"][key].update(encoder_layers=[4], decoder_layers=[4], latent_dim=2)
+    d["data"]["fsdd"]["griffin_lim_iters"] = 4
+    return config_from_dict(d)
+
+
+def tone(freq: float = 440.0, seconds: float = 0.5, sr: int = 8000) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def build_fake_run(folder: Path) -> SimpleNamespace:
+    """Parts of a tiny MMGA, and a run folder ``folder`` exported from them with ``export_generator``
+    (also used by the benchmark tests)."""
+    import keras
+
+    from mmga_helpers.brain import ConvergenceDivergenceZone
+    from mmga_helpers.clustering import LatentKMeans
+    from mmga_helpers.models import build_autoencoder
+
+    keras.utils.set_random_seed(0)
+    cfg = tiny_config()
+    rng = np.random.default_rng(0)
+    img = build_autoencoder(cfg.model.image_autoencoder, "image_autoencoder")
+    aud = build_autoencoder(cfg.model.audio_autoencoder, "audio_autoencoder")
+    image_z, audio_z = rng.normal(size=(40, 2)), rng.normal(size=(40, 2))
+    image_km = LatentKMeans(N_IMG, n_init=2, random_state=0).fit(image_z)
+    audio_km = LatentKMeans(N_AUD, n_init=2, random_state=0).fit(audio_z)
+    brain = ConvergenceDivergenceZone(N_IMG, N_AUD).fit(
+        rng.integers(0, N_IMG, 200), rng.integers(0, N_AUD, 200)
+    )
+    parts = {
+        "image_encoder": img.encoder,
+        "image_decoder": img.decoder,
+        "audio_encoder": aud.encoder,
+        "audio_decoder": aud.decoder,
+        "image_clusterer": image_km,
+        "audio_clusterer": audio_km,
+        "brain": brain,
+        "image_bank": LatentBank(image_z.astype(np.float32), image_km.labels_),
+        "audio_bank": LatentBank(audio_z.astype(np.float32), audio_km.labels_),
+    }
+
+    run = SimpleNamespace(dir=folder, seed=0, models=folder / "models" / "seed0", cfg=cfg)
+    clusters = folder / "clusters" / "seed0"
+    for name, ae in (("image_autoencoder", img), ("audio_autoencoder", aud)):
+        (run.models / name).mkdir(parents=True)
+        ae.encoder.save(run.models / name / "encoder.keras")
+        ae.decoder.save(run.models / name / "decoder.keras")
+        write_json(
+            run.models / name / "meta.json", {"config": getattr(cfg.model, name).model_dump(mode="json")}
+        )
+    image_km.save(clusters / "image.npz")
+    audio_km.save(clusters / "audio_brain.npz")
+    brain.save(clusters / "brain.npz")
+    latents = {"image_train": image_z.astype(np.float32), "audio_train": audio_z.astype(np.float32)}
+    # the evaluation stage's ClusterResult, as far as export_generator reads it
+    labels = SimpleNamespace(
+        folder=clusters, ids={"image_brain_train": image_km.labels_, "audio_brain_train": audio_km.labels_}
+    )
+    export_generator(run, latents, labels)
+    return SimpleNamespace(cfg=cfg, parts=parts, folder=folder, run=run, latents=latents, labels=labels)
+
+
+@pytest.fixture(scope="module")
+def fake_run(tmp_path_factory) -> SimpleNamespace:
+    return build_fake_run(tmp_path_factory.mktemp("run") / "outputs" / "quick")
+
+
+@pytest.fixture
+def m(fake_run) -> MMGA:
+    return MMGA(fake_run.cfg, fake_run.parts, seed=0)
+
+
+@pytest.fixture
+def images() -> np.ndarray:
+    return np.random.default_rng(1).integers(0, 256, size=(5, 28, 28), dtype=np.uint8)
+
+
+@pytest.fixture
+def run_copy(fake_run, tmp_path: Path) -> Path:
+    """A private copy of the exported run folder, to damage."""
+    return Path(shutil.copytree(fake_run.folder, tmp_path / "quick"))
+
+
+# -- outputs ---------------------------------------------------------------------------------------------
+def test_hear_outputs(m: MMGA, images: np.ndarray) -> None:
+    waves = m.hear(images)
+    assert isinstance(waves, list) and len(waves) == len(images)
+    n = m.cfg.data.fsdd.n_samples
+    for w in waves:
+        assert w.dtype == np.float32 and w.shape == (n,)
+        assert np.isfinite(w).all() and np.abs(w).max() <= 1.0 + 1e-6
+    # float images on either scale and [N, 28, 28, 1] are accepted too
+    assert len(m.hear(images.astype(np.float32) / 255.0)) == 5
+    assert len(m.hear(images[..., None].astype(np.float64))) == 5
+
+
+def test_see_outputs(m: MMGA) -> None:
+    clips = [tone(300), tone(500, 0.8), tone(700, 1.5)]
+    out = m.see(clips)
+    assert out.dtype == np.float32 and out.shape == (3, 28, 28)
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    # any sample rate, integer PCM
+    pcm = (tone(400, 0.5, 16000) * 32767).astype(np.int16)
+    assert m.see([pcm], sample_rate=16000).shape == (1, 28, 28)
+
+
+def test_calls_vary_and_seed_repeats(fake_run, images: np.ndarray) -> None:
+    m = MMGA(fake_run.cfg, fake_run.parts, seed=0)
+    clips = [tone(300), tone(600)]
+    a, b = m.see(clips), m.see(clips)
+    assert not np.array_equal(a, b)  # repeated calls draw other latents
+    np.testing.assert_array_equal(m.see(clips, seed=7), m.see(clips, seed=7))
+    h1, h2 = m.hear(images, seed=3), m.hear(images, seed=3)
+    for x, y in zip(h1, h2, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert not all(np.array_equal(x, y) for x, y in zip(m.hear(images), m.hear(images), strict=True))
+    # a fresh generator with the same seed replays the same sequence of unseeded calls
+    fresh = MMGA(fake_run.cfg, fake_run.parts, seed=0)
+    np.testing.assert_array_equal(fresh.see(clips), a)
+    for mode in ("argmax", "sample"):
+        assert m.see(clips, mode=mode).shape == (2, 28, 28)
+
+
+# -- bad inputs: one line naming the offending item -----------------------------------------------------
+def _one_line(err: pytest.ExceptionInfo) -> str:
+    msg = str(err.value)
+    assert "\n" not in msg.strip(), msg
+    return msg
+
+
+@pytest.mark.parametrize(
+    ("damage", "expect"),
+    [
+        (lambda x: x.__setitem__((2, 3, 4), np.nan), r"^image 2: contains NaN or inf$"),
+        (lambda x: x.__setitem__((1, 0, 0), np.inf), r"^image 1: contains NaN or inf$"),
+        (lambda x: x.__setitem__((4, 9, 9), -np.inf), r"^image 4: contains NaN or inf$"),
+    ],
+)
+def test_non_finite_images(m: MMGA, damage, expect: str) -> None:
+    x = np.random.default_rng(0).random((5, 28, 28)).astype(np.float32)
+    damage(x)
+    for call in (images_to_unit, m.hear):
+        with pytest.raises(ValueError, match=expect) as err:
+            call(x)
+        _one_line(err)
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype", "expect"),
+    [
+        ((5, 27, 28), np.float32, r"shape \[N, 28, 28\].*got \(5, 27, 28\)"),
+        ((28, 28), np.uint8, r"shape \[N, 28, 28\].*got \(28, 28\)"),
+        ((2, 28, 28, 3), np.uint8, r"got \(2, 28, 28, 3\)"),
+        ((2, 784), np.float32, r"got \(2, 784\)"),
+        ((2, 28, 28), np.complex64, r"uint8 or float, got dtype complex64"),
+        ((2, 28, 28), np.dtype("U1"), r"uint8 or float, got dtype <U1"),
+    ],
+)
+def test_wrong_images(m: MMGA, shape, dtype, expect: str) -> None:
+    x = np.zeros(shape, dtype=dtype)
+    for call in (images_to_unit, m.hear):
+        with pytest.raises(ValueError, match=expect) as err:
+            call(x)
+        _one_line(err)
+
+
+@pytest.mark.parametrize(
+    ("bad", "expect"),
+    [
+        (np.zeros(0, np.float32), r"^clip 1: empty"),
+        (np.zeros(4000, np.float32), r"^clip 1: silent"),
+        (np.concatenate([tone(), [np.nan]]), r"^clip 1: contains NaN or inf$"),
+        (np.concatenate([tone(), [np.inf]]), r"^clip 1: contains NaN or inf$"),
+        (np.stack([tone(), tone()]), r"^clip 1: expected a 1-D waveform, got shape \(2, 4000\)$"),
+    ],
+)
+def test_bad_clips_for_see(m: MMGA, bad: np.ndarray, expect: str) -> None:
+    with pytest.raises(AudioError, match=expect) as err:
+        m.see([tone(), bad, tone()])
+    _one_line(err)
+
+
+def test_no_clips_for_see(m: MMGA) -> None:
+    with pytest.raises(AudioError, match="no clips given"):
+        m.see([])
+
+
+# -- MMGA.load ------------------------------------------------------------------------------------------
+def test_load_exported_run(fake_run, images: np.ndarray) -> None:
+    loaded = MMGA.load(fake_run.folder)
+    assert loaded.cfg == fake_run.cfg and loaded.seed == 0
+    original = MMGA(fake_run.cfg, fake_run.parts, seed=0)
+    clips = [tone(300), tone(600)]
+    np.testing.assert_allclose(loaded.see(clips, seed=1), original.see(clips, seed=1), atol=1e-6)
+    np.testing.assert_allclose(
+        np.stack(loaded.hear(images, seed=1)), np.stack(original.hear(images, seed=1)), atol=1e-5
+    )
+
+
+def test_load_refuses_folder_without_manifest(run_copy: Path, tmp_path: Path) -> None:
+    (run_copy / MANIFEST).unlink()
+    with pytest.raises(RunFolderError, match=rf"{run_copy} is not a finished MMGA run \(mmga.json missing\)"):
+        MMGA.load(run_copy)
+    with pytest.raises(RunFolderError, match=r"mmga\.json missing"):
+        MMGA.load(tmp_path / "never_made")
+
+
+@pytest.mark.parametrize(
+    "artefact",
+    ["models/seed0/image_autoencoder/encoder.keras", "clusters/seed0/brain.npz", "generator/seed0_banks.npz"],
+)
+def test_load_refuses_missing_artefact(run_copy: Path, artefact: str) -> None:
+    (run_copy / artefact).unlink()
+    with pytest.raises(RunFolderError, match=rf"artefact {artefact} is missing") as err:
+        MMGA.load(run_copy)
+    _one_line(err)
+
+
+@pytest.mark.parametrize(
+    "artefact",
+    [
+        "models/seed0/audio_autoencoder/decoder.keras",
+        "clusters/seed0/audio_brain.npz",
+        "models/seed0/image_autoencoder/meta.json",
+    ],
+)
+def test_load_refuses_artefact_changed_after_export(run_copy: Path, artefact: str) -> None:
+    path = run_copy / artefact
+    path.write_bytes(path.read_bytes() + b"\0")
+    with pytest.raises(RunFolderError, match=rf"artefact {artefact} changed since the manifest") as err:
+        MMGA.load(run_copy)
+    _one_line(err)
+
+
+def test_load_refuses_models_of_another_config(fake_run, run_copy: Path) -> None:
+    """Exported consistently, but the image model's meta.json says another configuration made it."""
+    run = SimpleNamespace(**{**vars(fake_run.run), "dir": run_copy, "models": run_copy / "models" / "seed0"})
+    meta = run.models / "image_autoencoder" / "meta.json"
+    made = read_json(meta)
+    made["config"]["latent_dim"] = 16
+    write_json(meta, made)
+    export_generator(run, fake_run.latents, _labels_in(fake_run, run_copy))
+    with pytest.raises(RunFolderError, match="made with another configuration; refused"):
+        MMGA.load(run_copy)
+
+
+def _labels_in(fake_run, folder: Path) -> SimpleNamespace:
+    return SimpleNamespace(folder=folder / "clusters" / "seed0", ids=fake_run.labels.ids)
+
+
+def test_load_unknown_seed(fake_run) -> None:
+    with pytest.raises(RunFolderError, match=r"no generator for seed 5; have \['0'\]"):
+        MMGA.load(fake_run.folder, seed=5)
+
+
+# -- the outputs folder: unwritable, full ---------------------------------------------------------------
+def test_export_into_unwritable_folder(fake_run, run_copy: Path, monkeypatch) -> None:
+    # tests run as root, where chmod cannot make a folder unwritable: refuse the temporary file instead
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    before = (run_copy / MANIFEST).read_bytes()
+    run = SimpleNamespace(**{**vars(fake_run.run), "dir": run_copy, "models": run_copy / "models" / "seed0"})
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(OutputError, match=r"cannot write under .*generator: Permission denied") as err:
+        export_generator(run, fake_run.latents, _labels_in(fake_run, run_copy))
+    assert err.value.errno == errno.EACCES
+    _one_line(err)
+    monkeypatch.undo()
+    assert (run_copy / MANIFEST).read_bytes() == before
+    MMGA.load(run_copy)  # still a usable run
+
+
+def test_export_on_full_disk_keeps_earlier_run(fake_run, run_copy: Path, monkeypatch) -> None:
+    before = {p: p.read_bytes() for p in run_copy.rglob("*") if p.is_file()}
+    run = SimpleNamespace(**{**vars(fake_run.run), "dir": run_copy, "models": run_copy / "models" / "seed0"})
+    latents = {k: v + 1.0 for k, v in fake_run.latents.items()}  # a new export would change the banks
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(mio.os, "replace", full)
+    with pytest.raises(OutputError, match=r"disk is full.*intact") as err:
+        export_generator(run, latents, _labels_in(fake_run, run_copy))
+    assert err.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    after = {p: p.read_bytes() for p in run_copy.rglob("*") if p.is_file()}
+    assert after == before  # every earlier artefact intact, no temporary file left
+    MMGA.load(run_copy)
