@@ -187,6 +187,7 @@ def strength_heatmap(matrix: np.ndarray, row_labels: Sequence[str], col_labels: 
     import plotly.graph_objects as go
 
     z = np.asarray(matrix, dtype=float)
+    zmax = float(np.nanmax(z, initial=1e-12)) if zmax is None else zmax  # None: up to the largest value
     if z.ndim != 2 or z.shape != (len(row_labels), len(col_labels)):
         raise ValueError(f"strength_heatmap: matrix {z.shape}, labels {len(row_labels)} x {len(col_labels)}")
     rows, cols = [str(r) for r in row_labels], [str(c) for c in col_labels]

@@ -312,3 +312,23 @@ def test_baselines_on_a_tiny_real_subset(real_env, tmp_path) -> None:
     assert figs["baseline.image.cluster.acc"] > 0.35  # PCA + k-means: well above chance (0.1)
     assert figs["baseline.audio.cluster.acc"] > 0.15
     assert all(0 <= v <= 1 for k, v in figs.items() if not k.endswith(("_drop", "silhouette")))
+
+
+def test_brain_figures(tmp_path, blobs) -> None:
+    from mmga_helpers import figures
+
+    data, z = blobs
+    run = make_run(tmp_path)
+    clusters = evaluation.fit_modality_clusters(run, z)
+    brain = evaluation.cross_modal(run, data, z, clusters).brain
+    order, labels = evaluation.reading_order(brain.counts_)
+    assert sorted(order.tolist()) == list(range(10)) and labels[0].startswith("c")
+    s = brain.strengths_["image_to_audio"]
+    fig = figures.strength_heatmap(s, [str(i) for i in range(10)], [str(a) for a in range(20)], zmax=None)
+    assert fig.data[0].zmax == pytest.approx(s.max())
+    with pytest.raises(ValueError, match="labels"):
+        figures.strength_heatmap(s, ["a"], ["b"])
+    zones = brain.zones()
+    assert len(figures.zone_scatter(zones, 0.5).data) >= 1
+    curve = figures.threshold_curve(evaluation.zone_share_by_threshold(brain, [0.2, 0.8]), 0.5)
+    assert {t.name for t in curve.data} == {"image", "audio", "pairs"}
