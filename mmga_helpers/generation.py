@@ -62,10 +62,10 @@ class LatentBank:
         return a + u * (b - a)
 
 
-def _batched(model, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
-    return np.concatenate(
-        [np.asarray(model.predict_on_batch(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
-    )
+def _batched(model, x: np.ndarray) -> np.ndarray:
+    from mmga_helpers.pipeline import encode
+
+    return encode(model, x, batch_size=2048)
 
 
 class MMGA:
