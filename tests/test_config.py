@@ -88,7 +88,8 @@ def test_fingerprint_stable() -> None:
 
 def test_fingerprint_changes_with_a_value() -> None:
     base = load_config("quick")
-    changed = config_from_dict(_set(_quick(), "model.image_autoencoder.epochs", 5))
+    epochs = base.model.image_autoencoder.epochs + 1
+    changed = config_from_dict(_set(_quick(), "model.image_autoencoder.epochs", epochs))
     assert changed.fingerprint() != base.fingerprint()
     assert changed.fingerprint("model.image_autoencoder") != base.fingerprint("model.image_autoencoder")
     # sections the change does not touch keep their fingerprint
