@@ -169,7 +169,7 @@ def test_cross_modal_near_chance_when_audio_is_noise(tmp_path) -> None:
     above chance; the held-out clips' majority does not share that bias."""
     i2a, a2i, i2a_train = [], [], []
     for seed in range(3):
-        data, z = synthetic(seed, audio_noise=True)
+        data, z = synthetic(seed, audio_noise=True, n_img=1500)
         run = make_run(tmp_path / str(seed), seed=seed)
         res = evaluation.cross_modal(run, data, z, evaluation.fit_modality_clusters(run, z))
         i2a.append(res.image_to_audio_acc)
