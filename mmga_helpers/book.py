@@ -31,9 +31,8 @@ from typing import Any
 
 import yaml
 
-from mmga_helpers.config import Config, ConfigError, load_config
 from mmga_helpers.io import atomic_write_text, read_json
-from mmga_helpers.runner import NOTEBOOKS, RunError, check_profile, completed_notebooks
+from mmga_helpers.runner import NOTEBOOKS, completed_notebooks, load_run_config
 
 PAGES_DIR = "book"
 CONFIG_FILE = "_config.yml"
@@ -220,11 +219,7 @@ def build_book(
     """
     echo = echo or (lambda msg: print(msg, file=sys.stderr))
     root = Path(root).resolve()
-    check_profile(profile)
-    try:
-        cfg: Config = load_config(config_path) if config_path else load_config(profile)
-    except ConfigError as err:
-        raise RunError(str(err)) from None
+    cfg = load_run_config(profile, config_path)
     run_dir = cfg.run_dir(root)
     if notebooks is None:
         notebooks = completed_notebooks(run_dir / "notebooks", NOTEBOOKS)

@@ -123,6 +123,15 @@ def resolve_notebook(name: str, order: Sequence[str] = NOTEBOOKS) -> str:
     raise RunError(f"unknown notebook {name!r}; choose one of: {', '.join(order)}")
 
 
+def load_run_config(profile: str, config_path: str | None = None) -> Config:
+    """The run's config (a file wins over the profile); a bad one is a :class:`RunError`."""
+    check_profile(profile)
+    try:
+        return load_config(config_path) if config_path else load_config(profile)
+    except ConfigError as err:
+        raise RunError(str(err)) from None
+
+
 def check_profile(profile: str) -> str:
     if profile not in PROFILES:
         raise RunError(f"unknown profile {profile!r}; allowed: {', '.join(PROFILES)}")
@@ -330,11 +339,7 @@ def run_notebooks(
     start = time.perf_counter()
     echo = echo or (lambda msg: print(msg, file=sys.stderr))
     root = Path(root).resolve()
-    check_profile(profile)
-    try:
-        cfg: Config = load_config(config_path) if config_path else load_config(profile)
-    except ConfigError as err:
-        raise RunError(str(err)) from None
+    cfg = load_run_config(profile, config_path)
     selection = _stage_selection(stage, only, order)
     nb_src = root / NOTEBOOK_DIR
     present = [nb for nb in order if (nb_src / f"{nb}.ipynb").is_file()]

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_generation import build_fake_run, tone  # a sibling test module: tests/ is on sys.path
+from test_training import tiny_cfg as _tiny_cfg
 
 from mmga_helpers import bench
 from mmga_helpers.config import AutoencoderConfig
@@ -17,18 +18,8 @@ from mmga_helpers.io import write_json
 
 
 def tiny_cfg(**changes) -> AutoencoderConfig:
-    values = dict(
-        input_shape=[28, 28, 1],
-        encoder_layers=[4],
-        latent_dim=2,
-        decoder_layers=[4],
-        learning_rate=0.01,
-        batch_size=32,
-        epochs=1,
-        patience=1,
-        validation_fraction=0.1,
-    )
-    return AutoencoderConfig(**{**values, **changes})
+    """test_training's tiny autoencoder, one epoch: a benchmark needs no convergence."""
+    return _tiny_cfg(**{"epochs": 1, "patience": 1, **changes})
 
 
 def positive(value) -> bool:
