@@ -10,6 +10,7 @@ plotly.js once per notebook (with the first figure) and loads nothing from a CDN
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -258,3 +259,10 @@ def bar_compare(table: Any, x: str, y: str, color: str, title: str = "", y_title
 
 
 __all__ += ["bar_compare", "cluster_digit_heatmap", "strength_heatmap", "threshold_curve", "zone_scatter"]
+
+
+def save_figure(fig: Any, plot_dir: Path | str, name: str) -> Path:
+    """Write a matplotlib figure to ``<plot_dir>/<name>.png`` atomically (``paths.plot_dir``)."""
+    from mmga_helpers.io import write_with
+
+    return write_with(Path(plot_dir) / f"{name}.png", lambda p: fig.savefig(p, format="png", dpi=120))
