@@ -44,6 +44,7 @@ def machine() -> dict[str, Any]:
     import psutil
 
     return {
+        "platform": platform.platform(),
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),

@@ -22,6 +22,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from mmga_helpers.clustering import read_model, write_model
+from mmga_helpers.metrics import int_vector
 
 DIRECTIONS = ("image_to_audio", "audio_to_image")
 DEFAULT_LINK_THRESHOLD = 0.1  # one_to_many: an association weaker than this is treated as noise
@@ -30,12 +31,7 @@ Mode = Literal["argmax", "sample"]
 
 
 def _cluster_ids(values: ArrayLike, name: str) -> NDArray[np.int64]:
-    arr = np.asarray(values)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array of cluster ids; got shape {arr.shape}")
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"{name} must hold integer cluster ids; got dtype {arr.dtype}")
-    arr = arr.astype(np.int64)
+    arr = int_vector(values, name)
     if arr.size and arr.min() < 0:
         raise ValueError(f"{name} must hold non-negative cluster ids; got {arr.min()}")
     return arr

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
+from mmga_helpers import bench
 from mmga_helpers.brain import ConvergenceDivergenceZone
 from mmga_helpers.clustering import Clusterer, JointClustering, load_clusterer, make_clusterer
 from mmga_helpers.config import ClusteringConfig
@@ -565,18 +565,6 @@ def evaluate(
     return out
 
 
-def machine() -> dict[str, Any]:
-    """Where the figures were computed (they depend on it only through time)."""
-    import os
-
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-    }
-
-
 def record_evaluation(
     run: Run, data: Data, figures: Mapping[str, float], details: Evaluation
 ) -> dict[str, Any]:
@@ -592,7 +580,7 @@ def record_evaluation(
         "wall_time_s": details.wall_time_s,
         "data_sizes": data.sizes(),
         "seeds": list(run.cfg.seeds),
-        "machine": machine(),
+        "machine": bench.machine(),
         "per_seed": per_seed,
     }
     return record_metrics(run, dict(figures), info=info)

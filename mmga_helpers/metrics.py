@@ -18,7 +18,8 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
 
 
-def _int_vector(values: ArrayLike, name: str) -> NDArray[np.int64]:
+def int_vector(values: ArrayLike, name: str) -> NDArray[np.int64]:
+    """A 1-D integer array (labels or cluster ids), or a ValueError naming ``name``."""
     arr = np.asarray(values)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D; got shape {arr.shape}")
@@ -28,7 +29,7 @@ def _int_vector(values: ArrayLike, name: str) -> NDArray[np.int64]:
 
 
 def _pair(y_true: ArrayLike, y_pred: ArrayLike) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    t, p = _int_vector(y_true, "y_true"), _int_vector(y_pred, "y_pred")
+    t, p = int_vector(y_true, "y_true"), int_vector(y_pred, "y_pred")
     if t.size != p.size:
         raise ValueError(f"y_true and y_pred differ in length: {t.size} vs {p.size}")
     if t.size == 0:
@@ -93,7 +94,7 @@ def cluster_digit_counts(
     clusters: ArrayLike, digits: ArrayLike, n_clusters: int, n_digits: int | None = None
 ) -> NDArray[np.int64]:
     """``[cluster, digit]`` counts over (training) pairs; ``n_digits`` defaults to max digit + 1."""
-    c, d = _int_vector(clusters, "clusters"), _int_vector(digits, "digits")
+    c, d = int_vector(clusters, "clusters"), int_vector(digits, "digits")
     if c.size != d.size:
         raise ValueError(f"clusters and digits differ in length: {c.size} vs {d.size}")
     if c.size and (c.min() < 0 or c.max() >= n_clusters):

@@ -264,7 +264,7 @@ def test_record_evaluation_keeps_per_seed_details(tmp_path, blobs) -> None:
     out = evaluation.record_evaluation(run, data, {"cross_modal.audio_to_image_acc": 0.5}, details)
     assert out["cross_modal"]["audio_to_image_acc"]["mean"] == 0.5
     assert out["run"]["per_seed"]["0"]["speaker_holdout_audio_to_image_acc"] == {"ann": 0.5}
-    assert out["run"]["data_sizes"]["mnist_train"] == N_IMG and out["run"]["machine"]["cpu_count"]
+    assert out["run"]["data_sizes"]["mnist_train"] == N_IMG and out["run"]["machine"]["cores"]
 
 
 def test_zone_share_by_threshold(tmp_path, blobs) -> None:
