@@ -149,6 +149,37 @@ def logmel(batch: np.ndarray, cfg: FsddConfig) -> np.ndarray:
     return out
 
 
+def voiced_frames(waves: np.ndarray, cfg: FsddConfig) -> np.ndarray:
+    """Frames of each prepared clip that hold sound: clips are start-aligned and zero after their
+    trimmed end, so the last non-zero sample marks it. At least 2, at most ``cfg.n_frames``."""
+    nonzero = np.asarray(waves) != 0
+    end = np.where(nonzero.any(axis=1), nonzero.shape[1] - nonzero[:, ::-1].argmax(axis=1), 0)
+    return np.clip(-(-end // cfg.hop_length) + 1, 2, cfg.n_frames).astype(np.int64)
+
+
+def stretch_frames(
+    mel: np.ndarray, src: np.ndarray, dst: np.ndarray, width: int, fill: float = DB_FLOOR
+) -> np.ndarray:
+    """Per clip, map frames ``[0, src_i)`` linearly onto ``[0, dst_i)`` of an output ``width``
+    frames wide (``fill`` beyond): a time stretch of the spectrogram that keeps the pitch.
+
+    With ``dst = width`` it time-normalises (every word fills the window, so the autoencoder sees
+    the digit, not how fast it was said); with ``src = width`` it restores a natural length."""
+    mel = np.asarray(mel, dtype=np.float32)
+    n = len(mel)
+    src = np.broadcast_to(np.asarray(src, dtype=np.int64), (n,))[:, None]
+    dst = np.broadcast_to(np.asarray(dst, dtype=np.int64), (n,))[:, None]
+    j = np.arange(width)[None, :]
+    pos = j * (src - 1) / np.maximum(dst - 1, 1)
+    lo = np.minimum(np.floor(pos).astype(np.int64), src - 1)
+    hi = np.minimum(lo + 1, src - 1)
+    w = (pos - lo).astype(np.float32)[:, None, :]
+    a = np.take_along_axis(mel, lo[:, None, :], axis=2)
+    b = np.take_along_axis(mel, hi[:, None, :], axis=2)
+    out = a + w * (b - a)
+    return np.where((j < dst)[:, None, :], out, np.float32(fill)).astype(np.float32)
+
+
 def to_unit(logmel_db: np.ndarray) -> np.ndarray:
     """Map dB to [0, 1] for the autoencoders (0 = ``DB_FLOOR``, 1 = ``DB_CEIL``)."""
     return np.clip((logmel_db - DB_FLOOR) / (DB_CEIL - DB_FLOOR), 0.0, 1.0).astype(np.float32)

@@ -123,7 +123,7 @@ def bench_generation_cmd(ctx: typer.Context, profile: str | None = _BENCH_PROFIL
 _PROFILE_OPT = typer.Option("quick", "--profile", "-p", help="configuration profile: quick or full")
 _CONFIG_OPT = typer.Option(None, "--config", "-c", help="a .yaml/.json config file (overrides the profile)")
 _FORCE_OPT = typer.Option(False, "--force", help="rerun notebooks even when their inputs are unchanged")
-_SEED_OPT = typer.Option(None, "--seed", help="seed for the notebooks (default: the config's first seed)")
+_SEED_OPT = typer.Option(None, "--seed", help="run one seed (default: every seed of the config)")
 
 
 def _echo(message: str) -> None:

@@ -75,6 +75,9 @@ class FsddConfig(_Section):
     n_mels: Annotated[int, Field(ge=8, le=256)]
     top_db: PosFloat  # silence trimming threshold below the clip's peak
     griffin_lim_iters: PosInt
+    # stretch each word's voiced frames over the whole window: clusters then follow the digit,
+    # not the speaking rate; generated clips are stretched back to a natural length
+    time_normalize: bool = False
 
     @property
     def n_samples(self) -> int:

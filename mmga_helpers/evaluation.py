@@ -53,6 +53,11 @@ TARGETS: dict[str, str] = {
     "cross_modal.speaker_holdout_audio_to_image_acc": ">= 0.75",
     "cross_modal.mismatch20.image_to_audio_drop": "<= 0.02",
     "cross_modal.mismatch20.audio_to_image_drop": "<= 0.02",
+    "generation.see_judge_acc": ">= 0.95",
+    "generation.hear_judge_acc": ">= 0.90",
+    "generation.diversity_ratio_image": ">= 0.5",
+    "generation.diversity_ratio_audio": ">= 0.5",
+    "generation.speaker_holdout_see_judge_acc": ">= 0.75",
 }
 
 
@@ -413,9 +418,11 @@ def holdout_fold(
     name: str,
     force: bool = False,
     soft: bool = False,
+    recalled: dict[str, tuple[NDArray, NDArray]] | None = None,
 ) -> float:
     """One fold: over-cluster the other speakers' training features, fit the brain on pairs drawn
-    from those clips, and score audio -> image recall for every clip of the held-out speaker."""
+    from those clips, and score audio -> image recall for every clip of the held-out speaker.
+    ``recalled`` (when given) receives ``name -> (recalled image clusters, held digits)``."""
     cc = run.cfg.model.clustering
     stamp = array_stamp(
         fold_train, extra={"algorithm": algorithm, "clustering": cc.model_dump(mode="json"), "seed": run.seed}
@@ -436,6 +443,8 @@ def holdout_fold(
     held_ids = np.asarray(clusterer.predict(held), np.int64)
     post = posteriors_of(clusterer, held) if soft else None
     pred = recall(brain, "audio_to_image", held_ids, post)
+    if recalled is not None:
+        recalled[name] = (pred, np.asarray(held_digits))
     return cross_modal_accuracy(pred, held_digits, image_counts)
 
 
@@ -446,10 +455,12 @@ def speaker_holdout(
     force: bool = False,
     soft: bool = False,
     speakers: list[str] | None = None,
+    recalled: dict[str, tuple[NDArray, NDArray]] | None = None,
 ) -> dict[str, float]:
     """Leave-one-speaker-out audio -> image accuracy per speaker: the audio autoencoder is retrained
     on the other speakers' training clips (kept in ``models/seed<s>/loso/<speaker>``), so the
-    held-out voice is new to every learned part."""
+    held-out voice is new to every learned part. ``recalled`` receives each fold's recalled image
+    clusters (see :func:`holdout_fold`), from which :func:`speaker_holdout_see` draws images."""
     from mmga_helpers.pipeline import encode
     from mmga_helpers.training import train_autoencoder
 
@@ -483,7 +494,30 @@ def speaker_holdout(
             speaker,
             force,
             soft,
+            recalled,
         )
+    return out
+
+
+def speaker_holdout_see(
+    run: Run,
+    image_train_z: NDArray,
+    image_ids_train: NDArray[np.int64],
+    image_decoder: Any,
+    image_judge: Any,
+    recalled: Mapping[str, tuple[NDArray, NDArray]],
+) -> dict[str, float]:
+    """``see`` for voices never heard: each held-out speaker's clips, through that fold's audio
+    autoencoder, clustering and brain (``recalled``), become images drawn inside the recalled image
+    cluster and decoded; the MNIST judge reads them. Judged accuracy per speaker."""
+    from mmga_helpers.generation import LatentBank
+    from mmga_helpers.pipeline import encode
+
+    bank = LatentBank(np.asarray(image_train_z), np.asarray(image_ids_train, np.int64))
+    out = {}
+    for i, (speaker, (clusters, digits)) in enumerate(sorted(recalled.items())):
+        z = bank.draw(np.asarray(clusters, np.int64), np.random.default_rng([run.seed, i]))
+        out[speaker] = image_judge.accuracy(encode(image_decoder, z)[..., 0], digits)
     return out
 
 
@@ -495,12 +529,14 @@ class Evaluation:
     wall_time_s: dict[str, float] = field(default_factory=dict)
     speaker_holdout: dict[str, float] = field(default_factory=dict)
     baseline_speaker_holdout: dict[str, float] = field(default_factory=dict)
+    speaker_holdout_see: dict[str, float] = field(default_factory=dict)
     cluster_sizes: dict[str, int] = field(default_factory=dict)
 
     def as_info(self) -> dict[str, Any]:
         return {
             "wall_time_s": self.wall_time_s,
             "speaker_holdout_audio_to_image_acc": self.speaker_holdout,
+            "speaker_holdout_see_judge_acc": self.speaker_holdout_see,
             "baseline_speaker_holdout_audio_to_image_acc": self.baseline_speaker_holdout,
             "clusters": self.cluster_sizes,
         }
@@ -549,11 +585,27 @@ def evaluate(
     with stage_timer(t, "brain"):
         out.update(cross_modal_figures(run, data, z, clusters, soft=soft))
     if loso:
+        recalled: dict[str, tuple[NDArray, NDArray]] = {}
         with stage_timer(t, "speaker_holdout"):
-            info.speaker_holdout = speaker_holdout(run, data, clusters, force, soft)
+            info.speaker_holdout = speaker_holdout(run, data, clusters, force, soft, recalled=recalled)
         out["cross_modal.speaker_holdout_audio_to_image_acc"] = float(
             np.mean(list(info.speaker_holdout.values()))
         )
+        if image_ae is not None:
+            from mmga_helpers.pipeline import train_image_judge
+
+            with stage_timer(t, "speaker_holdout_see"):
+                info.speaker_holdout_see = speaker_holdout_see(
+                    run,
+                    z["image_train"],
+                    clusters.ids["image_brain_train"],
+                    image_ae.model.decoder,
+                    train_image_judge(run),
+                    recalled,
+                )
+            out["generation.speaker_holdout_see_judge_acc"] = float(
+                np.mean(list(info.speaker_holdout_see.values()))
+            )
     if baselines:
         from mmga_helpers import baselines as bl
 

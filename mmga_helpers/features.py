@@ -18,6 +18,8 @@ from mmga_helpers.config import Config
 from mmga_helpers.data import FSDD, FsddSplit, Split, load_fsdd, load_mnist
 from mmga_helpers.io import read_npz, write_npz
 
+DEFAULT_FRAMES = 25  # median voiced length of an FSDD training clip at 8 kHz, hop 128 (0.4 s)
+
 
 def images_to_unit(images: np.ndarray, normalize: bool = True) -> np.ndarray:
     """uint8 or float ``[N, 28, 28]`` -> float32 ``[N, 28, 28, 1]`` in [0, 1]; refuses NaN/inf."""
@@ -58,23 +60,43 @@ class AudioSet:
     digits: np.ndarray
     speakers: np.ndarray
     indices: np.ndarray
+    frames: np.ndarray | None = None  # voiced frames of each clip (its natural length)
 
     def __len__(self) -> int:
         return len(self.x)
 
     def subset(self, selection: np.ndarray) -> AudioSet:
-        return AudioSet(
-            *(a[selection] for a in (self.x, self.waves, self.digits, self.speakers, self.indices))
-        )
+        parts = (self.x, self.waves, self.digits, self.speakers, self.indices, self.frames)
+        return AudioSet(*(None if a is None else a[selection] for a in parts))
 
 
 def waves_to_unit_logmel(
     waves: list[np.ndarray] | np.ndarray, cfg: Config, sample_rate: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Raw clips at any rate -> (unit log-mel ``[N, n_mels, frames, 1]``, prepared waves)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw clips at any rate -> (unit log-mel ``[N, n_mels, frames, 1]``, prepared waves, voiced
+    frames per clip). With ``data.fsdd.time_normalize`` each clip's voiced frames fill the window."""
     fs = cfg.data.fsdd
     prepared = audio.prepare_waves(list(waves), fs, sample_rate)
-    return audio.to_unit(audio.logmel(prepared, fs))[..., None], prepared
+    mel = audio.logmel(prepared, fs)
+    voiced = audio.voiced_frames(prepared, fs)
+    if fs.time_normalize:
+        mel = audio.stretch_frames(mel, voiced, fs.n_frames, fs.n_frames)
+    return audio.to_unit(mel)[..., None], prepared, voiced
+
+
+def unit_logmel_to_waves(
+    unit: np.ndarray, cfg: Config, frames: np.ndarray | None = None, seed: int = 0
+) -> np.ndarray:
+    """Decoded unit log-mels ``[N, n_mels, frames(, 1)]`` -> waveforms ``[N, n_samples]``. Under
+    time normalisation a clip is first stretched back to ``frames`` (its natural length; the
+    median training length when not given), so what is heard is spoken at a normal rate."""
+    fs = cfg.data.fsdd
+    unit = np.asarray(unit, dtype=np.float32)
+    db = audio.from_unit(unit[..., 0] if unit.ndim == 4 else unit)
+    if fs.time_normalize:
+        frames = np.full(len(db), DEFAULT_FRAMES) if frames is None else np.asarray(frames)
+        db = audio.stretch_frames(db, fs.n_frames, np.clip(frames, 2, fs.n_frames), fs.n_frames)
+    return audio.inverse_logmel(db, fs, seed=seed)
 
 
 def fsdd_split(cfg: Config, split: FsddSplit, cache_dir: Path | None = None) -> AudioSet:
@@ -84,12 +106,13 @@ def fsdd_split(cfg: Config, split: FsddSplit, cache_dir: Path | None = None) -> 
         cache = Path(cache_dir) / f"fsdd_{split}_{cfg.fingerprint('data.fsdd')}.npz"
         if cache.is_file():
             d = read_npz(cache)
-            return AudioSet(d["x"], d["waves"], d["digits"], d["speakers"], d["indices"])
+            return AudioSet(d["x"], d["waves"], d["digits"], d["speakers"], d["indices"], d["frames"])
     data: FSDD = load_fsdd(split)
-    x, waves = waves_to_unit_logmel(data.waves, cfg, data.sample_rate)
-    out = AudioSet(x, waves, data.digits, data.speakers.astype(str), data.indices)
+    x, waves, frames = waves_to_unit_logmel(data.waves, cfg, data.sample_rate)
+    out = AudioSet(x, waves, data.digits, data.speakers.astype(str), data.indices, frames)
     if cache is not None:
         write_npz(
-            cache, x=out.x, waves=out.waves, digits=out.digits, speakers=out.speakers, indices=out.indices
+            cache, x=out.x, waves=out.waves, digits=out.digits, speakers=out.speakers,
+            indices=out.indices, frames=frames,
         )
     return out

@@ -24,7 +24,7 @@ import numpy as np
 
 from mmga_helpers import audio
 from mmga_helpers.config import Config, config_from_dict
-from mmga_helpers.features import images_to_unit, waves_to_unit_logmel
+from mmga_helpers.features import images_to_unit, unit_logmel_to_waves, waves_to_unit_logmel
 from mmga_helpers.io import read_json, read_npz, write_json, write_npz
 
 MANIFEST = "mmga.json"
@@ -45,10 +45,17 @@ class LatentBank:
 
     z: np.ndarray
     clusters: np.ndarray
+    frames: np.ndarray | None = None  # audio: each member's natural length in frames
 
     def draw(self, targets: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """For each target cluster, mix two random members: ``a + u (b - a)``, ``u ~ U(0, 1)``.
-        Vectorised: members are addressed through a cluster-sorted index."""
+        """For each target cluster, mix two random members: ``a + u (b - a)``, ``u ~ U(0, 1)``."""
+        return self.draw_with_frames(targets, rng)[0]
+
+    def draw_with_frames(
+        self, targets: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`draw`, plus the members' lengths mixed with the same weights (None without
+        ``frames``). Vectorised: members are addressed through a cluster-sorted index."""
         order = np.argsort(self.clusters, kind="stable")
         n_clusters = int(max(self.clusters.max(), targets.max()) + 1)
         counts = np.bincount(self.clusters, minlength=n_clusters)
@@ -57,9 +64,13 @@ class LatentBank:
             missing = sorted(set(targets[counts[targets] == 0].tolist()))
             raise RunFolderError(f"clusters {missing} have no training latents to draw from")
         pick = lambda: order[starts[targets] + rng.integers(0, counts[targets])]  # noqa: E731
-        a, b = self.z[pick()], self.z[pick()]
+        ia, ib = pick(), pick()
         u = rng.uniform(0.0, 1.0, size=(len(targets), 1)).astype(self.z.dtype)
-        return a + u * (b - a)
+        z = self.z[ia] + u * (self.z[ib] - self.z[ia])
+        if self.frames is None:
+            return z, None
+        fa, fb = self.frames[ia], self.frames[ib]
+        return z, np.rint(fa + u[:, 0] * (fb - fa)).astype(np.int64)
 
 
 def _batched(model, x: np.ndarray) -> np.ndarray:
@@ -126,7 +137,7 @@ class MMGA:
             "audio_clusterer": load_clusterer(files["audio_clusterer"]),
             "brain": ConvergenceDivergenceZone.load(files["brain"]),
             "image_bank": LatentBank(banks["image_z"], banks["image_clusters"]),
-            "audio_bank": LatentBank(banks["audio_z"], banks["audio_clusters"]),
+            "audio_bank": LatentBank(banks["audio_z"], banks["audio_clusters"], banks["audio_frames"]),
         }
         return cls(cfg, parts, seed)
 
@@ -140,7 +151,7 @@ class MMGA:
         return _batched(self._p["image_encoder"], images_to_unit(images, self.cfg.data.mnist.normalize))
 
     def encode_waves(self, waves: list[np.ndarray] | np.ndarray, sample_rate: int = 8000) -> np.ndarray:
-        x, _ = waves_to_unit_logmel(list(waves), self.cfg, sample_rate)
+        x = waves_to_unit_logmel(list(waves), self.cfg, sample_rate)[0]
         return _batched(self._p["audio_encoder"], x)
 
     def image_clusters(self, images: np.ndarray) -> np.ndarray:
@@ -161,9 +172,9 @@ class MMGA:
         rng = self._rng(seed)
         clusters = self.image_clusters(images)
         targets = self._p["brain"].predict_audio(clusters, mode=mode, random_state=rng.integers(2**31))
-        z = self._p["audio_bank"].draw(np.asarray(targets), rng)
-        unit = _batched(self._p["audio_decoder"], z)[..., 0]
-        waves = audio.inverse_logmel(audio.from_unit(unit), self.cfg.data.fsdd, seed=int(rng.integers(2**31)))
+        z, frames = self._p["audio_bank"].draw_with_frames(np.asarray(targets), rng)
+        unit = _batched(self._p["audio_decoder"], z)
+        waves = unit_logmel_to_waves(unit, self.cfg, frames, seed=int(rng.integers(2**31)))
         return list(waves.astype(np.float32))
 
     def see(
@@ -181,11 +192,13 @@ class MMGA:
         return _batched(self._p["image_decoder"], z)[..., 0].astype(np.float32)
 
 
-def export_generator(run, latents: dict[str, np.ndarray], clusters) -> Path:
+def export_generator(run, latents: dict[str, np.ndarray], clusters, audio_frames: np.ndarray) -> Path:
     """Write the latent banks and the manifest ``mmga.json`` for ``run.seed`` (atomically, last).
 
     ``clusters`` is the evaluation stage's ``ClusterResult``: the brain links its ``image_brain``
-    and ``audio_brain`` clusterings, so those are what generation uses."""
+    and ``audio_brain`` clusterings, so those are what generation uses; ``audio_frames`` are the
+    natural lengths of the audio training clips, so that a generated word is spoken at their pace."""
+    data_frames = np.asarray(audio_frames, dtype=np.int64)
     folder = run.dir
     banks = folder / "generator" / f"seed{run.seed}_banks.npz"
     write_npz(
@@ -194,6 +207,7 @@ def export_generator(run, latents: dict[str, np.ndarray], clusters) -> Path:
         image_clusters=clusters.ids["image_brain_train"],
         audio_z=latents["audio_train"],
         audio_clusters=clusters.ids["audio_brain_train"],
+        audio_frames=data_frames,
     )
     models, cl = run.models, clusters.folder
     image_clusterer = cl / "image_brain.npz" if (cl / "image_brain.npz").is_file() else cl / "image.npz"
@@ -233,7 +247,7 @@ def prepare_generator(run, data, force: bool = False) -> MMGA:
     clusters = fit_modality_clusters(run, z, force)
     if force or not (clusters.folder / "brain.npz").is_file() or not clusters.reused:
         cross_modal(run, data, z, clusters, save_as="brain")
-    export_generator(run, z, clusters)
+    export_generator(run, z, clusters, data.audio_train.frames)
     return MMGA.load(run.dir, seed=run.seed)
 
 
@@ -270,7 +284,7 @@ def generation_metrics(m: MMGA, data, judges, seed: int = 0, max_hear: int | Non
     if max_hear is not None and len(xt) > max_hear:  # stratified by position: MNIST test is shuffled
         xt, yt = xt[:max_hear], yt[:max_hear]
     heard = np.stack(m.hear(xt, seed=seed))
-    heard_mels = audio.to_unit(audio.logmel(heard, m.cfg.data.fsdd))
+    heard_mels = waves_to_unit_logmel(heard, m.cfg)[0][..., 0]  # the space the real ones are in
     real_mels = at.x[..., 0]
     return {
         "generation.see_judge_acc": image_judge.accuracy(seen, at.digits),

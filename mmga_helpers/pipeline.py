@@ -21,7 +21,7 @@ import numpy as np
 
 from mmga_helpers import audio
 from mmga_helpers.config import Config, load_config
-from mmga_helpers.features import AudioSet, fsdd_split, mnist_split
+from mmga_helpers.features import AudioSet, fsdd_split, mnist_split, unit_logmel_to_waves
 from mmga_helpers.io import read_json, read_npz, write_json, write_npz
 
 
@@ -178,13 +178,13 @@ def train_image_judge(run: Run, force: bool = False):
 def train_audio_judge(run: Run, data: Data, force: bool = False):
     """The FSDD judge, trained supervised on FSDD train waveforms with its own MFCC front end.
 
-    Each training clip is seen twice: as recorded, and after a log-mel -> Griffin-Lim round trip, so
-    that the judge reads a digit through the vocoder's phase artefacts too. Only real training
-    clips go in; nothing an autoencoder made."""
+    Each training clip is seen twice: as recorded, and after the round trip that generated sound
+    takes (unit log-mel, time normalisation undone, Griffin-Lim), so that the judge reads a digit
+    through the vocoder's artefacts too. Only real training clips go in; nothing an autoencoder made."""
     from mmga_helpers.judges import train_judge
 
-    at, fs = data.audio_train, run.cfg.data.fsdd
-    vocoded = audio.inverse_logmel(audio.logmel(at.waves, fs), fs, seed=0)
+    at = data.audio_train
+    vocoded = unit_logmel_to_waves(at.x, run.cfg, at.frames, seed=0)
     waves = np.concatenate([at.waves, vocoded])
     digits = np.concatenate([at.digits, at.digits])
     return train_judge("audio", waves, digits, run.judges_dir, seed=0, epochs=40, force=force)
@@ -195,10 +195,11 @@ def train_judges(run: Run, data: Data, force: bool = False):
     return train_image_judge(run, force), train_audio_judge(run, data, force)
 
 
-def decode_to_waves(decoder, z: np.ndarray, cfg: Config, seed: int = 0) -> np.ndarray:
-    """Latents -> unit log-mel -> dB -> Griffin-Lim waveforms ``[N, n_samples]``."""
-    unit = encode(decoder, z)[..., 0]
-    return audio.inverse_logmel(audio.from_unit(unit), cfg.data.fsdd, seed=seed)
+def decode_to_waves(
+    decoder, z: np.ndarray, cfg: Config, seed: int = 0, frames: np.ndarray | None = None
+) -> np.ndarray:
+    """Latents -> unit log-mel -> (natural length) -> Griffin-Lim waveforms ``[N, n_samples]``."""
+    return unit_logmel_to_waves(encode(decoder, z), cfg, frames, seed=seed)
 
 
 def image_reconstruction_metrics(data: Data, image_ae, image_judge) -> dict[str, float]:
@@ -219,7 +220,7 @@ def audio_reconstruction_metrics(run: Run, data: Data, audio_ae, audio_judge) ->
     FSDD judge reading the reconstructed clips turned back into waveforms."""
     at = data.audio_test
     mel_rec = encode(audio_ae.model.autoencoder, at.x)
-    waves = audio.inverse_logmel(audio.from_unit(mel_rec[..., 0]), run.cfg.data.fsdd, seed=run.seed)
+    waves = unit_logmel_to_waves(mel_rec, run.cfg, at.frames, seed=run.seed)
     sc = audio.spectral_convergence(at.waves, waves, run.cfg.data.fsdd)
     return {
         "audio.reconstruction.mel_mse": float(((mel_rec - at.x) ** 2).mean()),

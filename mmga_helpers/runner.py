@@ -46,6 +46,8 @@ STAGES: dict[str, tuple[str, ...]] = {
     "evaluate": ("04_clustering", "05_brain", "07_evaluation"),
     "visualize": ("06_generation", "08_explorer"),
 }
+# Notebooks that only show the data or explore a run: the extra seeds of a profile skip them.
+SEED_ONLY_ONCE: frozenset[str] = frozenset({"01_data", "08_explorer"})
 PARAMETER_NAMES: tuple[str, ...] = ("profile", "seed", "config_path", "output_dir")
 NOTEBOOK_DIR = "notebooks"
 STATE_FILE = "run_state.json"
@@ -333,6 +335,11 @@ def run_notebooks(
 ) -> RunSummary:
     """Execute the notebooks that exist, in book order (or one, or a stage's); return what ran.
 
+    Without ``seed``, every seed of the config runs: the extra seeds first, each into
+    ``notebooks/seed<s>/`` (skipping the notebooks that only show data or explore,
+    :data:`SEED_ONLY_ONCE`), then the first seed into ``notebooks/``, the folder the book is built
+    from, so that its evaluation notebook reports the mean ± std over all of them.
+
     Raises :class:`RunError` before anything runs when the request is wrong, and
     :class:`NotebookFailed` at the first failing cell (later notebooks are not run).
     """
@@ -352,16 +359,44 @@ def run_notebooks(
         check_parameters_cell(nb_src / f"{nb}.ipynb")
 
     run_dir = cfg.run_dir(root)
-    out_dir = run_dir / "notebooks"
-    parameters = {
-        "profile": profile,
-        "seed": int(cfg.seeds[0] if seed is None else seed),
-        "config_path": "" if not config_path else _rel(Path(config_path).resolve(), root),
-        "output_dir": _rel(run_dir, root),
-    }
+    summary = RunSummary(profile=profile, notebook_dir=run_dir / "notebooks")
+    seeds = [int(seed)] if seed is not None else [int(s) for s in cfg.seeds]
+    plan = [(s, run_dir / "notebooks" / f"seed{s}") for s in seeds[1:]] + [(seeds[0], run_dir / "notebooks")]
+    for s, out_dir in plan:
+        extra = out_dir != summary.notebook_dir
+        names = [nb for nb in todo if not (extra and nb in SEED_ONLY_ONCE)]
+        if len(plan) > 1:
+            echo(f"seed {s}: {len(names)} notebook(s) into {_rel(out_dir, root)}")
+        if names:
+            parameters = {
+                "profile": profile,
+                "seed": s,
+                "config_path": "" if not config_path else _rel(Path(config_path).resolve(), root),
+                "output_dir": _rel(run_dir, root),
+            }
+            _run_sequence(names, present, nb_src, out_dir, parameters, cfg, root, force, progress,
+                          echo, summary, start)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _run_sequence(
+    todo: Sequence[str],
+    present: Sequence[str],
+    nb_src: Path,
+    out_dir: Path,
+    parameters: dict[str, Any],
+    cfg: Config,
+    root: Path,
+    force: bool,
+    progress: bool,
+    echo: Callable[[str], None],
+    summary: RunSummary,
+    start: float,
+) -> None:
+    """Execute ``todo`` (in order) for one seed into ``out_dir``, skipping unchanged notebooks."""
     fingerprint = cfg.fingerprint()
     pkg = package_hash()
-    summary = RunSummary(profile=profile, notebook_dir=out_dir)
     interactive = progress and sys.stderr.isatty()
 
     with _run_lock(out_dir):
@@ -396,8 +431,6 @@ def run_notebooks(
             summary.results.append(NotebookResult(name, "ran", seconds, dst))
             elapsed = format_seconds(time.perf_counter() - start)
             echo(f"{tag}: done in {format_seconds(seconds)} (elapsed {elapsed})")
-    summary.seconds = time.perf_counter() - start
-    return summary
 
 
 def _rel(path: Path, root: Path) -> str:

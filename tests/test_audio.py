@@ -263,3 +263,55 @@ def test_write_wav_round_trip(tmp_path: Path, cfg: FsddConfig) -> None:
     # clipped, not wrapped around
     np.testing.assert_allclose(A.read_wav(loud), [32767 / 32768, -1.0, 0.5], atol=1e-4)
     assert sorted(p.name for p in tmp_path.rglob(".*")) == []  # no temporary files left
+
+
+# -- time normalisation -----------------------------------------------------------------------------
+def test_voiced_frames_follows_the_trimmed_end(cfg: FsddConfig) -> None:
+    waves = np.zeros((3, cfg.n_samples), np.float32)
+    waves[0, :1000] = 0.5  # 1000 samples: frames 0..8 of hop 128 hold sound
+    waves[1, :] = 0.5  # fills the window
+    waves[2, :10] = 0.5  # a click: still at least two frames
+    frames = A.voiced_frames(waves, cfg)
+    assert frames.tolist() == [-(-1000 // cfg.hop_length) + 1, cfg.n_frames, 2]
+
+
+def test_stretch_frames_identity_and_round_trip(cfg: FsddConfig) -> None:
+    rng = np.random.default_rng(0)
+    mel = rng.normal(size=(4, 8, cfg.n_frames)).astype(np.float32)
+    same = A.stretch_frames(mel, cfg.n_frames, cfg.n_frames, cfg.n_frames)
+    np.testing.assert_allclose(same, mel, atol=1e-6)
+    # a smooth ramp of 20 frames stretched to the window and back is the ramp again
+    ramp = np.tile(np.linspace(-60, 0, 20, dtype=np.float32), (2, 8, 1))
+    ramp = np.pad(ramp, ((0, 0), (0, 0), (0, cfg.n_frames - 20)), constant_values=A.DB_FLOOR)
+    wide = A.stretch_frames(ramp, np.array([20, 20]), cfg.n_frames, cfg.n_frames)
+    assert wide[0, 0, 0] == pytest.approx(-60) and wide[0, 0, -1] == pytest.approx(0)
+    back = A.stretch_frames(wide, cfg.n_frames, np.array([20, 20]), cfg.n_frames)
+    np.testing.assert_allclose(back[..., :20], ramp[..., :20], atol=1e-4)
+    assert (back[..., 20:] == A.DB_FLOOR).all()
+
+
+def test_time_normalisation_aligns_slow_and_fast_words() -> None:
+    """A two-tone 'word' (400 Hz, then 1500 Hz) said fast (0.3 s) and slowly (0.6 s): normalised,
+    the switch falls on the same frame (mid-window) in both; raw, it falls twice as late."""
+    import librosa
+
+    from mmga_helpers.config import config_from_dict, profile_dict
+    from mmga_helpers.features import waves_to_unit_logmel
+
+    def word(seconds: float) -> np.ndarray:
+        return np.concatenate([_tone(400, seconds / 2, 8000), _tone(1500, seconds / 2, 8000)])
+
+    def switch_frames(normalize: bool) -> np.ndarray:
+        d = profile_dict("quick")
+        d["data"]["fsdd"]["time_normalize"] = normalize
+        cfg = config_from_dict(d)
+        x, _, _ = waves_to_unit_logmel([word(0.3), word(0.6)], cfg)
+        mel_hz = librosa.mel_frequencies(cfg.data.fsdd.n_mels + 2, fmax=4000)[1:-1]
+        low, high = np.abs(mel_hz - 400).argmin(), np.abs(mel_hz - 1500).argmin()
+        return (x[:, high, :, 0] > x[:, low, :, 0]).argmax(axis=1)  # first frame where 1500 Hz wins
+
+    fast, slow = switch_frames(normalize=False)
+    assert slow > 1.7 * fast
+    fast, slow = switch_frames(normalize=True)
+    assert abs(int(fast) - int(slow)) <= 2
+    assert 25 <= fast <= 37  # about the middle of the 63 frames

@@ -285,8 +285,8 @@ def test_baselines_on_a_tiny_real_subset(real_env, tmp_path) -> None:
     run = make_run(tmp_path)
     (xi, yi), (xt, yt) = load_mnist("train"), load_mnist("test")
     fsdd = load_fsdd("test")  # 300 clips: takes 1-4 stand in for training, take 0 for testing
-    x, waves = waves_to_unit_logmel(fsdd.waves, run.cfg, fsdd.sample_rate)
-    full = AudioSet(x, waves, fsdd.digits, fsdd.speakers, fsdd.indices)
+    x, waves, frames = waves_to_unit_logmel(fsdd.waves, run.cfg, fsdd.sample_rate)
+    full = AudioSet(x, waves, fsdd.digits, fsdd.speakers, fsdd.indices, frames)
     tr = fsdd.indices > 0
     data = Data(
         images_to_unit(xi[:1500]),
@@ -332,3 +332,25 @@ def test_brain_figures(tmp_path, blobs) -> None:
     assert len(figures.zone_scatter(zones, 0.5).data) >= 1
     curve = figures.threshold_curve(evaluation.zone_share_by_threshold(brain, [0.2, 0.8]), 0.5)
     assert {t.name for t in curve.data} == {"image", "audio", "pairs"}
+
+
+def test_speaker_holdout_see_draws_inside_the_recalled_clusters(tmp_path) -> None:
+    """Images for a held-out speaker come from the image cluster its fold's brain recalled: with a
+    decoder that paints cluster 1's latents bright and cluster 0's dark, and a judge that reads
+    bright as 1, a speaker recalled correctly scores 1 and one recalled wrongly scores 0."""
+    from types import SimpleNamespace
+
+    class Decoder:  # latent -> image whose brightness follows the sign of the first coordinate
+        def predict_on_batch(self, z: np.ndarray) -> np.ndarray:
+            return np.broadcast_to((z[:, :1, None, None] > 0).astype(np.float32), (len(z), 28, 28, 1))
+
+    rng = np.random.default_rng(0)
+    ids = np.repeat([0, 1], 20)
+    z = np.c_[np.where(ids == 1, 5.0, -5.0) + rng.normal(0, 0.5, 40), rng.normal(size=40)]
+    judge = SimpleNamespace(accuracy=lambda im, d: float(((im.mean(axis=(1, 2)) > 0.5) == d).mean()))
+    recalled = {
+        "ann": (np.array([0, 1, 1]), np.array([0, 1, 1])),
+        "bob": (np.array([1, 1]), np.array([0, 0])),
+    }
+    out = evaluation.speaker_holdout_see(make_run(tmp_path), z, ids, Decoder(), judge, recalled)
+    assert out == {"ann": 1.0, "bob": 0.0}

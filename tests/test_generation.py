@@ -56,6 +56,7 @@ def build_fake_run(folder: Path) -> SimpleNamespace:
     img = build_autoencoder(cfg.model.image_autoencoder, "image_autoencoder")
     aud = build_autoencoder(cfg.model.audio_autoencoder, "audio_autoencoder")
     image_z, audio_z = rng.normal(size=(40, 2)), rng.normal(size=(40, 2))
+    audio_frames = rng.integers(4, cfg.data.fsdd.n_frames + 1, 40)
     image_km = LatentKMeans(N_IMG, n_init=2, random_state=0).fit(image_z)
     audio_km = LatentKMeans(N_AUD, n_init=2, random_state=0).fit(audio_z)
     brain = ConvergenceDivergenceZone(N_IMG, N_AUD).fit(
@@ -70,7 +71,7 @@ def build_fake_run(folder: Path) -> SimpleNamespace:
         "audio_clusterer": audio_km,
         "brain": brain,
         "image_bank": LatentBank(image_z.astype(np.float32), image_km.labels_),
-        "audio_bank": LatentBank(audio_z.astype(np.float32), audio_km.labels_),
+        "audio_bank": LatentBank(audio_z.astype(np.float32), audio_km.labels_, audio_frames),
     }
 
     run = SimpleNamespace(dir=folder, seed=0, models=folder / "models" / "seed0", cfg=cfg)
@@ -90,8 +91,10 @@ def build_fake_run(folder: Path) -> SimpleNamespace:
     labels = SimpleNamespace(
         folder=clusters, ids={"image_brain_train": image_km.labels_, "audio_brain_train": audio_km.labels_}
     )
-    export_generator(run, latents, labels)
-    return SimpleNamespace(cfg=cfg, parts=parts, folder=folder, run=run, latents=latents, labels=labels)
+    export_generator(run, latents, labels, audio_frames)
+    return SimpleNamespace(
+        cfg=cfg, parts=parts, folder=folder, run=run, latents=latents, labels=labels, frames=audio_frames
+    )
 
 
 @pytest.fixture(scope="module")
@@ -273,7 +276,7 @@ def test_load_refuses_models_of_another_config(fake_run, run_copy: Path) -> None
     made = read_json(meta)
     made["config"]["latent_dim"] = 16
     write_json(meta, made)
-    export_generator(run, fake_run.latents, _labels_in(fake_run, run_copy))
+    export_generator(run, fake_run.latents, _labels_in(fake_run, run_copy), fake_run.frames)
     with pytest.raises(RunFolderError, match="made with another configuration; refused"):
         MMGA.load(run_copy)
 
@@ -297,7 +300,7 @@ def test_export_into_unwritable_folder(fake_run, run_copy: Path, monkeypatch) ->
     run = SimpleNamespace(**{**vars(fake_run.run), "dir": run_copy, "models": run_copy / "models" / "seed0"})
     monkeypatch.setattr(tempfile, "mkstemp", refuse)
     with pytest.raises(OutputError, match=r"cannot write under .*generator: Permission denied") as err:
-        export_generator(run, fake_run.latents, _labels_in(fake_run, run_copy))
+        export_generator(run, fake_run.latents, _labels_in(fake_run, run_copy), fake_run.frames)
     assert err.value.errno == errno.EACCES
     _one_line(err)
     monkeypatch.undo()
@@ -315,7 +318,7 @@ def test_export_on_full_disk_keeps_earlier_run(fake_run, run_copy: Path, monkeyp
 
     monkeypatch.setattr(mio.os, "replace", full)
     with pytest.raises(OutputError, match=r"disk is full.*intact") as err:
-        export_generator(run, latents, _labels_in(fake_run, run_copy))
+        export_generator(run, latents, _labels_in(fake_run, run_copy), fake_run.frames)
     assert err.value.errno == errno.ENOSPC
     monkeypatch.undo()
     after = {p: p.read_bytes() for p in run_copy.rglob("*") if p.is_file()}

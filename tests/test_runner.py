@@ -120,6 +120,40 @@ def test_failing_notebook_stops_the_run_and_never_reaches_the_final_path(
     assert "02_image_autoencoder.failed.ipynb" in lines[3]
 
 
+def test_every_seed_of_the_config_runs_the_first_last(project: Path) -> None:
+    """Without --seed, a profile with seeds [3, 5] runs seed 5 into notebooks/seed5 (less the
+    data-only notebook), then seed 3 into notebooks/, the folder the book reads."""
+    import yaml
+
+    from mmga_helpers.config import profile_dict
+
+    cfg = profile_dict("quick")
+    cfg["seeds"] = [3, 5]
+    (project / "two_seeds.yaml").write_text(yaml.safe_dump(cfg))
+    messages: list[str] = []
+    summary = run_notebooks(
+        "quick", project / "two_seeds.yaml", root=project, progress=False, echo=messages.append
+    )
+    log = (project / "outputs" / "quick" / "ran.log").read_text().splitlines()
+    assert [line.split()[:3] for line in log] == [
+        ["02_image_autoencoder", "quick", "5"],
+        ["03_audio_autoencoder", "quick", "5"],
+        ["01_data", "quick", "3"],
+        ["02_image_autoencoder", "quick", "3"],
+        ["03_audio_autoencoder", "quick", "3"],
+    ]
+    out = project / "outputs" / "quick" / "notebooks"
+    assert completed_notebooks(out) == [out / f"{n}.ipynb" for n in NAMES]
+    assert completed_notebooks(out / "seed5") == [out / "seed5" / f"{n}.ipynb" for n in NAMES[1:]]
+    assert summary.ran == [*NAMES[1:], *NAMES]
+    assert [m for m in messages if m.startswith("seed")] == [
+        "seed 5: 2 notebook(s) into outputs/quick/notebooks/seed5",
+        "seed 3: 3 notebook(s) into outputs/quick/notebooks",
+    ]
+    again = run_notebooks("quick", project / "two_seeds.yaml", root=project, progress=False, echo=print)
+    assert again.ran == [] and len(again.skipped) == 5
+
+
 def test_names_and_request_errors(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     aliases = ("02_image_autoencoder", "image_autoencoder", "02", "2", "notebooks/02_image_autoencoder.ipynb")
     for alias in aliases:
