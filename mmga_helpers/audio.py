@@ -193,16 +193,28 @@ def inverse_logmel(
     logmel_db: np.ndarray, cfg: FsddConfig, seed: int = 0, n_iter: int | None = None
 ) -> np.ndarray:
     """``[N, n_mels, frames]`` dB -> ``[N, n_samples]`` waveforms: mel to linear magnitude by the
-    basis' pseudo-inverse (clipped at zero), then Griffin-Lim with a seeded initial phase."""
+    basis' pseudo-inverse (clipped at zero), then Griffin-Lim with a seeded initial phase.
+
+    Griffin-Lim runs only over the frames that hold sound (plus the window's overlap): clips are
+    sorted by that length and inverted in blocks cropped to the longest of each block, so a short
+    word costs less than a full window. What lies beyond is silence, as in the input."""
     logmel_db = np.asarray(logmel_db, dtype=np.float32)
     power = librosa.db_to_power(logmel_db) * (logmel_db > DB_FLOOR + 1e-3)
     inv = np.linalg.pinv(_mel_basis(cfg))
-    out = np.empty((len(power), cfg.n_samples), dtype=np.float32)
-    for lo in range(0, len(power), _CHUNK):
-        lin = np.einsum("fm,nmt->nft", inv, power[lo : lo + _CHUNK], optimize=True)
+    n_frames = power.shape[2]
+    sounding = power.max(axis=1) > 0
+    active = np.where(sounding.any(axis=1), n_frames - sounding[:, ::-1].argmax(axis=1), 1)
+    margin = cfg.n_fft // cfg.hop_length  # frames whose windows still overlap the last sound
+    order = np.argsort(active, kind="stable")
+    out = np.zeros((len(power), cfg.n_samples), dtype=np.float32)
+    for lo in range(0, len(power), _CHUNK // 2):
+        idx = order[lo : lo + _CHUNK // 2]
+        t = int(min(n_frames, active[idx].max() + margin))
+        length = cfg.n_samples if t == n_frames else min(cfg.n_samples, (t - 1) * cfg.hop_length)
+        lin = np.einsum("fm,nmt->nft", inv, power[idx, :, :t], optimize=True)
         mag = np.sqrt(np.maximum(lin, 0.0))
-        out[lo : lo + len(mag)] = griffinlim(
-            mag, cfg.n_fft, cfg.hop_length, n_iter or cfg.griffin_lim_iters, cfg.n_samples, seed
+        out[idx, :length] = griffinlim(
+            mag, cfg.n_fft, cfg.hop_length, n_iter or cfg.griffin_lim_iters, length, seed
         )
     return out
 

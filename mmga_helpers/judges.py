@@ -115,7 +115,7 @@ def train_judge(
         digits[tr],
         validation_data=(feats[va], digits[va]),
         epochs=epochs,
-        batch_size=128 if kind == "image" else 32,
+        batch_size=128 if kind == "image" else 64,
         callbacks=[stop],
         verbose=0,
     )
