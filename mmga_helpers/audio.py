@@ -134,18 +134,32 @@ def _mel_basis(cfg: FsddConfig) -> np.ndarray:
 
 
 def stft_magnitude(batch: np.ndarray, cfg: FsddConfig) -> np.ndarray:
-    return np.abs(librosa.stft(batch, n_fft=cfg.n_fft, hop_length=cfg.hop_length, center=True))
+    """``[N, n_samples]`` -> ``[N, 1 + n_fft/2, frames]`` magnitudes, as ``librosa.stft`` (centred,
+    zero-padded, Hann) computes them."""
+    return np.sqrt(np.swapaxes(_stft_power(np.asarray(batch, dtype=np.float32), cfg), 1, 2))
+
+
+def _stft_power(batch: np.ndarray, cfg: FsddConfig) -> np.ndarray:
+    """``[N, frames, bins]`` power spectra: one batched real FFT over strided frame views."""
+    import scipy.fft
+
+    pad = cfg.n_fft // 2
+    padded = np.pad(batch, ((0, 0), (pad, pad)))
+    frames = np.lib.stride_tricks.sliding_window_view(padded, cfg.n_fft, axis=-1)[:, :: cfg.hop_length]
+    window = librosa.filters.get_window("hann", cfg.n_fft, fftbins=True).astype(np.float32)
+    spec = scipy.fft.rfft(np.multiply(frames, window, dtype=np.float32), axis=-1, workers=-1)
+    return spec.real**2 + spec.imag**2
 
 
 def logmel(batch: np.ndarray, cfg: FsddConfig) -> np.ndarray:
     """``[N, n_samples]`` -> ``[N, n_mels, frames]`` log-mel power in dB, floored at ``DB_FLOOR``."""
     batch = np.asarray(batch, dtype=np.float32)
     out = np.empty((len(batch), cfg.n_mels, cfg.n_frames), dtype=np.float32)
-    basis = _mel_basis(cfg)
+    basis_t = np.ascontiguousarray(_mel_basis(cfg).T, dtype=np.float32)  # [bins, mels]
     for lo in range(0, len(batch), _CHUNK):
-        power = stft_magnitude(batch[lo : lo + _CHUNK], cfg) ** 2
-        mel = np.einsum("mf,nft->nmt", basis, power, optimize=True)
-        out[lo : lo + len(mel)] = librosa.power_to_db(mel, ref=1.0, amin=AMIN, top_db=None)
+        power = _stft_power(batch[lo : lo + _CHUNK], cfg)
+        mel = (power.reshape(-1, power.shape[2]) @ basis_t).reshape(*power.shape[:2], -1)  # one GEMM
+        out[lo : lo + len(mel)] = np.swapaxes(10.0 * np.log10(np.maximum(mel, AMIN)), 1, 2)
     return out
 
 

@@ -243,6 +243,23 @@ def test_inverse_logmel_quality_and_determinism(cfg: FsddConfig, real_clips: lis
     assert np.abs(A.logmel(back, cfg) - mel)[mel > -40].mean() < 6.0
 
 
+def test_inverse_logmel_skips_the_silent_tail(cfg: FsddConfig) -> None:
+    """Griffin-Lim runs only over frames that sound: a 0.2 s tone comes back as a tone, silence
+    after it stays exactly zero, and a full-window tone in the same batch is inverted in full."""
+    short = np.zeros(cfg.n_samples, np.float32)
+    short[:1600] = _tone(500, 0.2, 8000)
+    full = _tone(1000, cfg.duration, 8000)
+    mel = A.logmel(np.stack([short, full]), cfg)
+    back = A.inverse_logmel(mel, cfg, seed=0)
+    assert back.shape == (2, cfg.n_samples)
+    tail = (1600 // cfg.hop_length + 2 * cfg.n_fft // cfg.hop_length) * cfg.hop_length
+    assert (back[0, tail:] == 0).all() and np.abs(back[0, :1600]).max() > 0.1
+    assert _peak_hz(back[0, :1600], 8000) == pytest.approx(500, abs=20)
+    assert np.abs(back[1, -800:]).max() > 0.1  # sound to the end of the window
+    assert _peak_hz(back[1], 8000) == pytest.approx(1000, abs=20)
+    assert A.spectral_convergence(short[None], back[:1], cfg)[0] < 0.6
+
+
 def test_spectral_convergence(cfg: FsddConfig, real_clips: list[np.ndarray]) -> None:
     waves = A.prepare_waves(real_clips[:2], cfg)
     assert np.allclose(A.spectral_convergence(waves, waves, cfg), 0.0)
