@@ -213,6 +213,18 @@ def test_logmel_shape_and_range(cfg: FsddConfig, real_clips: list[np.ndarray]) -
     np.testing.assert_allclose(one[0], mel[0], atol=1e-4)
 
 
+def test_logmel_equals_librosa(cfg: FsddConfig, real_clips: list[np.ndarray]) -> None:
+    """The batched FFT front end computes what librosa's centred STFT and power_to_db compute."""
+    import librosa
+
+    waves = A.prepare_waves(real_clips, cfg)
+    ref = np.abs(librosa.stft(waves, n_fft=cfg.n_fft, hop_length=cfg.hop_length, center=True))
+    np.testing.assert_allclose(A.stft_magnitude(waves, cfg), ref, atol=1e-4)
+    basis = librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels)
+    ref_db = librosa.power_to_db(np.einsum("mf,nft->nmt", basis, ref**2), ref=1.0, amin=A.AMIN, top_db=None)
+    np.testing.assert_allclose(A.logmel(waves, cfg), ref_db, atol=1e-2)
+
+
 def test_logmel_silence_is_floor(cfg: FsddConfig) -> None:
     mel = A.logmel(np.zeros((2, cfg.n_samples), np.float32), cfg)
     assert (mel == A.DB_FLOOR).all()
