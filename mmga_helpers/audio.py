@@ -187,11 +187,12 @@ def stretch_frames(
     pos = j * (src - 1) / np.maximum(dst - 1, 1)
     lo = np.minimum(np.floor(pos).astype(np.int64), src - 1)
     hi = np.minimum(lo + 1, src - 1)
-    w = (pos - lo).astype(np.float32)[:, None, :]
-    a = np.take_along_axis(mel, lo[:, None, :], axis=2)
-    b = np.take_along_axis(mel, hi[:, None, :], axis=2)
-    out = a + w * (b - a)
-    return np.where((j < dst)[:, None, :], out, np.float32(fill)).astype(np.float32)
+    w = (pos - lo).astype(np.float32)[..., None]
+    by_frame = np.ascontiguousarray(np.swapaxes(mel, 1, 2))  # [N, frames, mels]: gather whole frames
+    rows = np.arange(n)[:, None]
+    a, b = by_frame[rows, lo], by_frame[rows, hi]
+    out = np.where((j < dst)[..., None], a + w * (b - a), np.float32(fill))
+    return np.ascontiguousarray(np.swapaxes(out, 1, 2), dtype=np.float32)
 
 
 def to_unit(logmel_db: np.ndarray) -> np.ndarray:
