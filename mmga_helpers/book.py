@@ -86,12 +86,53 @@ def _number(x: float) -> str:
     return f"{x:.4g}" if x != int(x) or abs(x) >= 1e6 else f"{int(x):d}"
 
 
+# What each recorded figure measures, by key prefix (the longest matching prefix wins).
+DESCRIPTIONS: dict[str, str] = {
+    "image.reconstruction": "MNIST test images through the image autoencoder",
+    "audio.reconstruction": "FSDD official test clips through the audio autoencoder (then Griffin-Lim)",
+    "judges": "the independent supervised judges on the real test splits",
+    "image.cluster": "clusters of MNIST test latents against the digits (Hungarian ACC)",
+    "audio.cluster": "clusters of FSDD test latents against the digits (Hungarian ACC)",
+    "joint.cluster": "joint clusters of co-occurring image and audio latents",
+    "cross_modal": "the brain's recall across modalities on held-out items",
+    "cross_modal.mismatch20": "the same, brain trained with 20% mismatched pairs",
+    "cross_modal.speaker_holdout_audio_to_image_acc": "audio -> image for speakers held out of "
+    "every learned part (mean over the folds)",
+    "generation": "generated samples read by the independent judges",
+    "generation.diversity_ratio_image": "spread of generated images / spread of real ones, per digit",
+    "generation.diversity_ratio_audio": "spread of generated log-mels / spread of real ones, per digit",
+    "generation.speaker_holdout_see_judge_acc": "see() on held-out speakers' clips, judged (mean over "
+    "the folds)",
+    "baseline": "the same figure for PCA + k-means (images) and MFCC statistics + k-means (audio)",
+}
+# Which ``mmga`` stage recomputes a figure (the notebook that records it belongs to that stage).
+_STAGE_OF = (
+    ("generation.speaker_holdout", "evaluate"),
+    ("image.reconstruction", "train"),
+    ("audio.reconstruction", "train"),
+    ("judges", "train"),
+    ("generation", "visualize"),
+)
+
+
+def _describe(name: str) -> str:
+    keys = [k for k in DESCRIPTIONS if name == k or name.startswith(f"{k}.")]
+    return DESCRIPTIONS[max(keys, key=len)] if keys else ""
+
+
+def _command(name: str, profile: str) -> str:
+    stage = next((st for prefix, st in _STAGE_OF if name.startswith(prefix)), "evaluate")
+    return f"mmga {stage} --profile {profile}"
+
+
 def metrics_markdown(metrics: dict[str, Any], profile: str, source: str = "metrics.json") -> str:
-    """A Markdown page with one table row per metric: value as ``mean ± std``, the number of runs
-    it summarises, what it measures, and the command that reproduces it."""
+    """A Markdown page with one table row per metric: value as ``mean ± std``, the number of seeds
+    it summarises, what it measures, its target (full profile) and the command that reproduces it."""
+    from mmga_helpers.evaluation import TARGETS
+
     body = metrics.get("metrics", metrics) if isinstance(metrics, dict) else {}
-    rows = list(_flatten_metrics(body if isinstance(body, dict) else {}))
-    default_cmd = f"mmga evaluate --profile {profile}"
+    body = {k: v for k, v in body.items() if k != "run"} if isinstance(body, dict) else {}
+    rows = list(_flatten_metrics(body))
     lines = [
         "# Measured results",
         "",
@@ -104,17 +145,22 @@ def metrics_markdown(metrics: dict[str, Any], profile: str, source: str = "metri
     if not rows:
         lines.append(f"`{source}` holds no numeric metrics yet.")
         return "\n".join(lines) + "\n"
-    lines += ["| Metric | Value | n | What it measures | Reproduce |", "|---|---:|---:|---|---|"]
+    lines += [
+        "| Metric | Value | n | What it measures | Target | Reproduce |",
+        "|---|---:|---:|---|---|---|",
+    ]
     for name, m in rows:
         value = _number(float(m["mean"]))
         if isinstance(m.get("std"), int | float):
             value += f" ± {float(m['std']):.2g}"
         if m.get("unit"):
             value += f" {m['unit']}"
-        n = m.get("n", "")
-        desc = m.get("description", m.get("label", ""))
-        cmd = m.get("command", default_cmd)
-        lines.append(f"| `{_cell(name)}` | {_cell(value)} | {_cell(n)} | {_cell(desc)} | `{_cell(cmd)}` |")
+        n = m.get("n", m.get("n_seeds", ""))
+        desc = m.get("description", m.get("label", _describe(name)))
+        cmd = m.get("command", _command(name, profile))
+        target = TARGETS.get(name, "")
+        cells = [f"`{_cell(name)}`", *map(_cell, (value, n, desc, target)), f"`{_cell(cmd)}`"]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
