@@ -126,8 +126,9 @@ def _command(name: str, profile: str) -> str:
 
 
 def metrics_markdown(metrics: dict[str, Any], profile: str, source: str = "metrics.json") -> str:
-    """A Markdown page with one table row per metric: value as ``mean ± std``, the number of seeds
-    it summarises, what it measures, its target (full profile) and the command that reproduces it."""
+    """A Markdown page with one short table per group of metrics (``image.cluster``, ...): what the
+    group measures and the command that recomputes it, then per metric its value as ``mean ± std``,
+    the number of seeds it summarises and its target (full profile)."""
     from mmga_helpers.evaluation import TARGETS
 
     body = metrics.get("metrics", metrics) if isinstance(metrics, dict) else {}
@@ -138,30 +139,36 @@ def metrics_markdown(metrics: dict[str, Any], profile: str, source: str = "metri
         "",
         f"Every number below was computed by the notebooks for the **{profile}** profile and read "
         f"from `{source}`; none is typed in by hand. Values are mean ± standard deviation over the "
-        "runs counted in the *n* column (a single run has no spread). The last column is the "
-        "command that recomputes the row.",
+        "seeds counted in the *n* column (a single run has no spread). Each group says what it "
+        "measures and the command that recomputes it; targets are those of the full profile.",
         "",
     ]
     if not rows:
         lines.append(f"`{source}` holds no numeric metrics yet.")
         return "\n".join(lines) + "\n"
-    lines += [
-        "| Metric | Value | n | What it measures | Target | Reproduce |",
-        "|---|---:|---:|---|---|---|",
-    ]
-    for name, m in rows:
-        value = _number(float(m["mean"]))
-        if isinstance(m.get("std"), int | float):
-            value += f" ± {float(m['std']):.2g}"
-        if m.get("unit"):
-            value += f" {m['unit']}"
-        n = m.get("n", m.get("n_seeds", ""))
-        desc = m.get("description", m.get("label", _describe(name)))
+    sections: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
+    for name, m in rows:  # one short table per group of figures: the page stays narrow enough to read
         cmd = m.get("command", _command(name, profile))
-        target = TARGETS.get(name, "")
-        cells = [f"`{_cell(name)}`", *map(_cell, (value, n, desc, target)), f"`{_cell(cmd)}`"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        sections.setdefault((name.rpartition(".")[0] or name, cmd), []).append((name, m))
+    seen: set[str] = set()
+    for (section, cmd), items in sections.items():
+        first = items[0][1]
+        desc = first.get("description", first.get("label", _describe(items[0][0])))
+        title = f"`{section}`" + (" (continued)" if section in seen else "")
+        seen.add(section)
+        lines += [f"## {title}", "", f"{desc}. " if desc else "", f"Recompute: `{cmd}`.", ""]
+        lines += ["| Metric | Value | n | Target |", "|---|---:|---:|---|"]
+        for name, m in items:
+            value = _number(float(m["mean"]))
+            if isinstance(m.get("std"), int | float):
+                value += f" ± {float(m['std']):.2g}"
+            if m.get("unit"):
+                value += f" {m['unit']}"
+            n = m.get("n", m.get("n_seeds", ""))
+            cells = [f"`{_cell(name)}`", *map(_cell, (value, n, TARGETS.get(name, "")))]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 # -- table of contents ------------------------------------------------------------------------------------
