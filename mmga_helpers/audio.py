@@ -146,9 +146,13 @@ def _stft_power(batch: np.ndarray, cfg: FsddConfig) -> np.ndarray:
     pad = cfg.n_fft // 2
     padded = np.pad(batch, ((0, 0), (pad, pad)))
     frames = np.lib.stride_tricks.sliding_window_view(padded, cfg.n_fft, axis=-1)[:, :: cfg.hop_length]
-    window = librosa.filters.get_window("hann", cfg.n_fft, fftbins=True).astype(np.float32)
-    spec = scipy.fft.rfft(np.multiply(frames, window, dtype=np.float32), axis=-1, workers=-1)
+    spec = scipy.fft.rfft(np.multiply(frames, _hann(cfg.n_fft), dtype=np.float32), axis=-1, workers=-1)
     return spec.real**2 + spec.imag**2
+
+
+def _hann(n_fft: int) -> np.ndarray:
+    """The periodic Hann window librosa's STFT uses; shared by the front end and Griffin-Lim."""
+    return librosa.filters.get_window("hann", n_fft, fftbins=True).astype(np.float32)
 
 
 def logmel(batch: np.ndarray, cfg: FsddConfig) -> np.ndarray:
@@ -239,7 +243,7 @@ def _ola_ops(n_fft: int, hop: int, n_frames: int):
     overlap-add done by ``n_fft // hop`` shifted slice additions instead of a loop over frames."""
     import scipy.fft
 
-    win = librosa.filters.get_window("hann", n_fft, fftbins=True).astype(np.float32)
+    win = _hann(n_fft)
     k = n_fft // hop
     total = n_fft + hop * (n_frames - 1)
     wss = np.zeros((n_frames + k - 1, hop), np.float32)

@@ -195,13 +195,6 @@ def train_judges(run: Run, data: Data, force: bool = False):
     return train_image_judge(run, force), train_audio_judge(run, data, force)
 
 
-def decode_to_waves(
-    decoder, z: np.ndarray, cfg: Config, seed: int = 0, frames: np.ndarray | None = None
-) -> np.ndarray:
-    """Latents -> unit log-mel -> (natural length) -> Griffin-Lim waveforms ``[N, n_samples]``."""
-    return unit_logmel_to_waves(encode(decoder, z), cfg, frames, seed=seed)
-
-
 def image_reconstruction_metrics(data: Data, image_ae, image_judge) -> dict[str, float]:
     """MNIST test: pixel MSE and PSNR (pixels in [0, 1]); the MNIST judge reading reconstructions."""
     xt = data.image_test

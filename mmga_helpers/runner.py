@@ -359,6 +359,7 @@ def run_notebooks(
         check_parameters_cell(nb_src / f"{nb}.ipynb")
 
     run_dir = cfg.run_dir(root)
+    keys = (cfg.fingerprint(), package_hash())  # the same for every seed: computed once
     summary = RunSummary(profile=profile, notebook_dir=run_dir / "notebooks")
     seeds = [int(seed)] if seed is not None else [int(s) for s in cfg.seeds]
     plan = [(s, run_dir / "notebooks" / f"seed{s}") for s in seeds[1:]] + [(seeds[0], run_dir / "notebooks")]
@@ -374,7 +375,7 @@ def run_notebooks(
                 "config_path": "" if not config_path else _rel(Path(config_path).resolve(), root),
                 "output_dir": _rel(run_dir, root),
             }
-            _run_sequence(names, present, nb_src, out_dir, parameters, cfg, root, force, progress,
+            _run_sequence(names, present, nb_src, out_dir, parameters, keys, root, force, progress,
                           echo, summary, start)
     summary.seconds = time.perf_counter() - start
     return summary
@@ -386,7 +387,7 @@ def _run_sequence(
     nb_src: Path,
     out_dir: Path,
     parameters: dict[str, Any],
-    cfg: Config,
+    keys: tuple[str, str],
     root: Path,
     force: bool,
     progress: bool,
@@ -394,9 +395,9 @@ def _run_sequence(
     summary: RunSummary,
     start: float,
 ) -> None:
-    """Execute ``todo`` (in order) for one seed into ``out_dir``, skipping unchanged notebooks."""
-    fingerprint = cfg.fingerprint()
-    pkg = package_hash()
+    """Execute ``todo`` (in order) for one seed into ``out_dir``, skipping unchanged notebooks;
+    ``keys`` are the config's fingerprint and the package's hash."""
+    fingerprint, pkg = keys
     interactive = progress and sys.stderr.isatty()
 
     with _run_lock(out_dir):
