@@ -44,6 +44,13 @@ class AutoencoderConfig(_Section):
     validation_fraction: Annotated[float, Field(gt=0, lt=0.5)]
 
 
+class AudioAutoencoderConfig(AutoencoderConfig):
+    # Weight of the convergence term: besides reconstructing its log-mel, the audio encoder learns
+    # to predict the image cluster of the images a clip co-occurred with (never a digit label).
+    # 0 trains a plain autoencoder, whose codes group clips by voice before digit.
+    convergence_weight: Annotated[float, Field(ge=0, le=100)] = 0.0
+
+
 class ClusteringConfig(_Section):
     n_clusters: Annotated[int, Field(ge=2)]
     algorithm: Literal["kmeans", "gmm", "umap_gmm"]
@@ -55,7 +62,7 @@ class ClusteringConfig(_Section):
 
 class ModelConfig(_Section):
     image_autoencoder: AutoencoderConfig
-    audio_autoencoder: AutoencoderConfig
+    audio_autoencoder: AudioAutoencoderConfig
     clustering: ClusteringConfig
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -33,7 +33,7 @@ from mmga_helpers.clustering import Clusterer, JointClustering, load_clusterer, 
 from mmga_helpers.config import ClusteringConfig
 from mmga_helpers.io import read_json, read_npz, write_json, write_npz
 from mmga_helpers.metrics import cluster_digit_counts, cluster_scores, cross_modal_accuracy
-from mmga_helpers.pairs import cooccurring_pairs
+from mmga_helpers.pairs import cooccurrence_targets, cooccurring_pairs
 
 if TYPE_CHECKING:
     from mmga_helpers.pipeline import Data, Run
@@ -139,6 +139,23 @@ class ClusterResult:
         return int(self.audio_brain.n_clusters)
 
 
+def _cluster_params(run: Run, algorithm: str) -> dict[str, Any]:
+    cc = run.cfg.model.clustering
+    return {"algorithm": algorithm, "clustering": cc.model_dump(mode="json"), "seed": run.seed}
+
+
+def image_clusterer(run: Run, z_image_train: NDArray, force: bool = False) -> Clusterer:
+    """The image clustering of this seed (``image.npz``), fitted on the training images' codes or
+    reused: the same model, under the same stamp, as :func:`fit_modality_clusters` fits, so the
+    audio autoencoder's convergence targets and the clustering stage agree."""
+    cc = run.cfg.model.clustering
+    folder = cluster_folder(run)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = array_stamp(z_image_train, extra={**_cluster_params(run, cc.algorithm), "k": cc.n_clusters})
+    fit = lambda: make_clusterer(cc.algorithm, cc.n_clusters, cc, random_state=run.seed).fit(z_image_train)  # noqa: E731
+    return cached_model(folder, "image", stamp, fit, force)[0]
+
+
 def fit_modality_clusters(
     run: Run,
     z: Mapping[str, NDArray],
@@ -161,7 +178,7 @@ def fit_modality_clusters(
         raise ValueError(f"latents lack the splits {missing}")
     folder = cluster_folder(run)
     folder.mkdir(parents=True, exist_ok=True)
-    params = {"algorithm": algo, "clustering": cc.model_dump(mode="json"), "seed": run.seed}
+    params = _cluster_params(run, algo)
 
     def fitter(split: str, k: int) -> Callable[[], Clusterer]:
         return lambda: make_clusterer(algo, k, cc, random_state=run.seed).fit(z[split])
@@ -240,6 +257,21 @@ def train_pairs(
     n = min(len(np.asarray(image_digits)), max_pairs)
     rng = np.random.default_rng([seed, round(mismatch_fraction * 1000)])
     return cooccurring_pairs(image_digits, audio_digits, n, mismatch_fraction, random_state=rng)
+
+
+def convergence_targets(
+    run: Run,
+    image_ids_train: NDArray[np.int64],
+    image_digits: ArrayLike,
+    audio_digits: ArrayLike,
+    mismatch_fraction: float = 0.0,
+) -> NDArray[np.float32]:
+    """What the audio encoder's convergence head learns: for each training clip, the distribution
+    of the image clusters of the images it co-occurred with, over the same pairs the brain is fitted
+    on. The images' clusters are unsupervised; the digits only decide what co-occurs."""
+    ii, ai = train_pairs(image_digits, audio_digits, run.seed, mismatch_fraction)
+    k = run.cfg.model.clustering.n_clusters
+    return cooccurrence_targets(np.asarray(image_ids_train)[ii], ai, len(np.asarray(audio_digits)), k)
 
 
 # -- joint clustering ------------------------------------------------------------------------------------
@@ -380,13 +412,17 @@ def cross_modal_figures(
     clusters: ClusterResult,
     soft: bool = False,
     save_as: str | None = "brain",
+    noisy_world: tuple[Mapping[str, NDArray], ClusterResult] | None = None,
 ) -> dict[str, float]:
     """Clean and 20 %-mismatched cross-modal accuracy (``cross_modal.*``) and the drop between them;
-    the two brains are saved as ``<save_as>.npz`` and ``<save_as>_mismatch20.npz``."""
+    the two brains are saved as ``<save_as>.npz`` and ``<save_as>_mismatch20.npz``. ``noisy_world``
+    (latents and clusters from :func:`mismatched_world`) replaces ``z`` and ``clusters`` for the
+    mismatched brain when the audio encoder itself learned from the pairs."""
     tag = f"mismatch{round(MISMATCH_FRACTION * 100)}"
     clean = cross_modal(run, data, z, clusters, soft=soft, save_as=save_as)
+    zn, cn = noisy_world if noisy_world is not None else (z, clusters)
     noisy = cross_modal(
-        run, data, z, clusters, MISMATCH_FRACTION, soft=soft, save_as=f"{save_as}_{tag}" if save_as else None
+        run, data, zn, cn, MISMATCH_FRACTION, soft=soft, save_as=f"{save_as}_{tag}" if save_as else None
     )
     return {
         "cross_modal.image_to_audio_acc": clean.image_to_audio_acc,
@@ -396,6 +432,31 @@ def cross_modal_figures(
         f"cross_modal.{tag}.image_to_audio_drop": clean.image_to_audio_acc - noisy.image_to_audio_acc,
         f"cross_modal.{tag}.audio_to_image_drop": clean.audio_to_image_acc - noisy.audio_to_image_acc,
     }
+
+
+def mismatched_world(
+    run: Run, data: Data, z: Mapping[str, NDArray], clusters: ClusterResult, force: bool = False
+) -> tuple[dict[str, NDArray], ClusterResult]:
+    """The audio side relearned in the world where 20 % of the pairs are mismatched: the audio
+    autoencoder's convergence head is trained on those pairs (``models/seed<s>/mismatch20/``), its
+    codes are over-clustered again, and the brain is then fitted on the same noisy pairs, so the
+    robustness figure covers every part that learns from co-occurrence."""
+    from mmga_helpers.pipeline import encode, train_audio_autoencoder
+
+    tag = f"mismatch{round(MISMATCH_FRACTION * 100)}"
+    ae = train_audio_autoencoder(run, data, force, MISMATCH_FRACTION, clusters.ids["image_train"])
+    zn = dict(z)
+    for split in ("train", "test"):
+        zn[f"audio_{split}"] = encode(ae.model.encoder, getattr(data, f"audio_{split}").x)
+    cc = run.cfg.model.clustering
+    k = cc.audio_n_clusters
+    stamp = array_stamp(zn["audio_train"], extra={**_cluster_params(run, cc.algorithm), "k": k})
+    fit = lambda: make_clusterer(cc.algorithm, k, cc, random_state=run.seed).fit(zn["audio_train"])  # noqa: E731
+    audio_brain, _ = cached_model(clusters.folder, f"{tag}_audio_brain", stamp, fit, force)
+    ids = dict(clusters.ids)
+    for split in ("train", "test"):
+        ids[f"audio_brain_{split}"] = np.asarray(audio_brain.predict(zn[f"audio_{split}"]), np.int64)
+    return zn, replace(clusters, audio_brain=audio_brain, ids=ids)
 
 
 # -- leave one speaker out -----------------------------------------------------------------------------------
@@ -477,6 +538,11 @@ def speaker_holdout(
     for speaker in speakers or sorted(np.unique(spk)):
         others = is_train & (spk != speaker)
         held = spk == speaker
+        targets = None
+        if run.cfg.model.audio_autoencoder.convergence_weight > 0:
+            targets = convergence_targets(
+                run, clusters.ids["image_train"], data.image_train_labels, digits[others]
+            )
         ae = train_autoencoder(
             x[others],
             run.cfg.model.audio_autoencoder,
@@ -484,6 +550,7 @@ def speaker_holdout(
             run.models / "loso" / speaker,
             seed=run.seed,
             force=force,
+            targets=targets,
         )
         zf, zh = encode(ae.model.encoder, x[others]), encode(ae.model.encoder, x[held])
         out[speaker] = holdout_fold(
@@ -587,8 +654,12 @@ def evaluate(
     info.cluster_sizes = clusters.sizes
     with stage_timer(t, "joint"):
         out.update(joint_figures(run, data, z, force))
+    noisy_world = None
+    if run.cfg.model.audio_autoencoder.convergence_weight > 0:
+        with stage_timer(t, "mismatched_world"):
+            noisy_world = mismatched_world(run, data, z, clusters, force)
     with stage_timer(t, "brain"):
-        out.update(cross_modal_figures(run, data, z, clusters, soft=soft))
+        out.update(cross_modal_figures(run, data, z, clusters, soft=soft, noisy_world=noisy_world))
     if loso:
         recalled: dict[str, tuple[NDArray, NDArray]] = {}
         with stage_timer(t, "speaker_holdout"):

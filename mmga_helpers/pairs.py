@@ -80,3 +80,27 @@ def cooccurring_pairs(
         slots = np.flatnonzero(target == digit)
         audio_idx[slots] = _balanced_draw(np.flatnonzero(aud == digit), slots.size, rng)
     return image_idx.astype(np.int64), audio_idx
+
+
+def cooccurrence_targets(
+    partner_clusters: ArrayLike, item_idx: ArrayLike, n_items: int, n_clusters: int
+) -> NDArray[np.float32]:
+    """``[n_items, n_clusters]``: row ``i`` is the distribution of the partner-modality clusters
+    that item ``i`` co-occurred with (pair ``p`` links item ``item_idx[p]`` to a partner in cluster
+    ``partner_clusters[p]``). An item in no pair gets a row of zeros, which adds nothing to a
+    cross-entropy. These soft targets are what the convergence head of an autoencoder learns."""
+    clusters = np.asarray(partner_clusters, dtype=np.int64)
+    items = np.asarray(item_idx, dtype=np.int64)
+    if clusters.shape != items.shape or clusters.ndim != 1:
+        raise ValueError(
+            f"partner_clusters and item_idx must be 1-D of one length; got {clusters.shape}, {items.shape}"
+        )
+    if items.size and (items.min() < 0 or items.max() >= n_items):
+        raise ValueError(f"item_idx must lie in [0, {n_items}); got [{items.min()}, {items.max()}]")
+    if clusters.size and (clusters.min() < 0 or clusters.max() >= n_clusters):
+        raise ValueError(
+            f"partner_clusters must lie in [0, {n_clusters}); got [{clusters.min()}, {clusters.max()}]"
+        )
+    counts = np.zeros((n_items, n_clusters), np.float64)
+    np.add.at(counts, (items, clusters), 1.0)
+    return (counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)).astype(np.float32)

@@ -116,17 +116,47 @@ def train_image_autoencoder(run: Run, data: Data, force: bool = False):
     )
 
 
-def train_audio_autoencoder(run: Run, data: Data, force: bool = False):
-    """Train (or reuse) the audio autoencoder of this seed on FSDD train log-mels."""
+def image_train_clusters(run: Run, data: Data) -> np.ndarray:
+    """Cluster ids of the MNIST training images: this seed's image autoencoder (trained or reused)
+    encodes them and the clustering stage's image clusterer (fitted here, or reused) assigns them."""
+    from mmga_helpers.evaluation import image_clusterer
+
+    z = encode(train_image_autoencoder(run, data).model.encoder, data.image_train)
+    return np.asarray(image_clusterer(run, z).predict(z), np.int64)
+
+
+def audio_convergence_targets(
+    run: Run, data: Data, image_ids_train: np.ndarray | None = None, mismatch_fraction: float = 0.0
+) -> np.ndarray | None:
+    """The audio encoder's convergence targets (see :func:`evaluation.convergence_targets`), or None
+    when ``model.audio_autoencoder.convergence_weight`` is 0."""
+    from mmga_helpers.evaluation import convergence_targets
+
+    if run.cfg.model.audio_autoencoder.convergence_weight == 0:
+        return None
+    ids = image_train_clusters(run, data) if image_ids_train is None else image_ids_train
+    return convergence_targets(run, ids, data.image_train_labels, data.audio_train.digits, mismatch_fraction)
+
+
+def train_audio_autoencoder(
+    run: Run, data: Data, force: bool = False, mismatch_fraction: float = 0.0, image_ids_train=None
+):
+    """Train (or reuse) the audio autoencoder of this seed on FSDD train log-mels: reconstruction,
+    plus (``convergence_weight > 0``) the co-occurring images' clusters as a second target.
+    ``mismatch_fraction > 0`` trains the copy for the mismatched world in ``mismatch<pct>/``."""
     from mmga_helpers.training import train_autoencoder
 
+    folder = run.models / "audio_autoencoder"
+    if mismatch_fraction:
+        folder = run.models / f"mismatch{round(mismatch_fraction * 100)}" / "audio_autoencoder"
     return train_autoencoder(
         data.audio_train.x,
         run.cfg.model.audio_autoencoder,
         "audio_autoencoder",
-        run.models / "audio_autoencoder",
+        folder,
         seed=run.seed,
         force=force,
+        targets=audio_convergence_targets(run, data, image_ids_train, mismatch_fraction),
     )
 
 

@@ -29,7 +29,13 @@ import numpy as np
 
 from mmga_helpers.config import AutoencoderConfig
 from mmga_helpers.io import read_json, read_npz, write_json, write_npz, write_with
-from mmga_helpers.models import Autoencoder, build_autoencoder, compile_autoencoder, load_model
+from mmga_helpers.models import (
+    Autoencoder,
+    add_convergence_head,
+    build_autoencoder,
+    compile_autoencoder,
+    load_model,
+)
 
 PARTS = ("encoder", "decoder", "autoencoder")
 CHECKPOINT_DIR = "checkpoint"
@@ -54,23 +60,29 @@ def train_val_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def make_dataset(x: np.ndarray, batch_size: int, seed: int | None, shuffle: bool):
-    """``(x, x)`` batches; shuffling seeded and reshuffled each epoch."""
+def make_dataset(
+    x: np.ndarray, batch_size: int, seed: int | None, shuffle: bool, targets: np.ndarray | None = None
+):
+    """``(x, x)`` batches, or ``(x, {"reconstruction": x, "convergence": targets})`` when the model
+    has a convergence head; shuffling seeded and reshuffled each epoch."""
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((x, x))
+    y = x if targets is None else {"reconstruction": x, "convergence": targets.astype(np.float32)}
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def epoch_dataset(x: np.ndarray, batch_size: int, seed: int, start_epoch: int = 0):
+def epoch_dataset(
+    x: np.ndarray, batch_size: int, seed: int, start_epoch: int = 0, targets: np.ndarray | None = None
+):
     """Training batches for ``fit(..., steps_per_epoch=steps)``: one endless iterator whose k-th
     epoch is the k-th seeded reshuffle, so that resuming at ``start_epoch`` (skipping the batches of
     the completed epochs) replays exactly the orders an uninterrupted run would see, whatever Keras
     does with iterators between epochs. Returns ``(dataset, steps)``."""
     steps = -(-len(x) // batch_size)
-    ds = make_dataset(x, batch_size, seed, shuffle=True).repeat()
+    ds = make_dataset(x, batch_size, seed, shuffle=True, targets=targets).repeat()
     if start_epoch:
         ds = ds.skip(start_epoch * steps)
     return ds, steps
@@ -218,13 +230,18 @@ class TrainedAutoencoder:
     reused: bool
 
 
-def _meta(cfg: AutoencoderConfig, name: str, x: np.ndarray, seed: int) -> dict[str, Any]:
-    return {
+def _meta(
+    cfg: AutoencoderConfig, name: str, x: np.ndarray, seed: int, targets: np.ndarray | None = None
+) -> dict[str, Any]:
+    meta = {
         "name": name,
         "config": cfg.model_dump(mode="json"),
         "data_fingerprint": data_fingerprint(x),
         "seed": seed,
     }
+    if targets is not None:
+        meta["targets_fingerprint"] = data_fingerprint(np.asarray(targets, np.float32))
+    return meta
 
 
 def check_meta(folder: Path, expected: dict[str, Any]) -> bool:
@@ -234,7 +251,8 @@ def check_meta(folder: Path, expected: dict[str, Any]) -> bool:
     if not meta_path.is_file() or not all((folder / f"{p}.keras").is_file() for p in PARTS):
         return False
     found = read_json(meta_path)
-    diffs = [k for k in ("name", "config", "data_fingerprint", "seed") if found.get(k) != expected[k]]
+    keys = ("name", "config", "data_fingerprint", "seed", "targets_fingerprint")
+    diffs = [k for k in keys if found.get(k) != expected.get(k)]
     if diffs:
         raise ArtefactMismatch(
             f"{folder} holds a model made with a different {', '.join(diffs)}; rerun with force=True "
@@ -251,11 +269,32 @@ def load_autoencoder(folder: Path) -> Autoencoder:
     return Autoencoder(enc, dec, keras.Model(inp, dec(enc(inp)), name=folder.name))
 
 
-def _fresh_model(cfg: AutoencoderConfig, name: str, seed: int) -> Autoencoder:
+def _fresh_model(cfg: AutoencoderConfig, name: str, seed: int, n_partner_clusters: int = 0) -> Autoencoder:
     seed_everything(seed)
     ae = build_autoencoder(cfg, name)
+    if n_partner_clusters:
+        ae = add_convergence_head(ae, n_partner_clusters)
     compile_autoencoder(ae, cfg)
     return ae
+
+
+def _check_targets(cfg: AutoencoderConfig, name: str, x: np.ndarray, targets: np.ndarray | None) -> None:
+    weight = float(getattr(cfg, "convergence_weight", 0.0))
+    if weight > 0 and targets is None:
+        raise ValueError(
+            f"model.{name}.convergence_weight is {weight}: training needs co-occurrence targets "
+            "(pipeline.train_audio_autoencoder computes them); set it to 0 for a plain autoencoder"
+        )
+    if targets is None:
+        return
+    if weight == 0:
+        raise ValueError(f"co-occurrence targets given but model.{name}.convergence_weight is 0")
+    t = np.asarray(targets)
+    if t.ndim != 2 or len(t) != len(x) or t.shape[1] < 2 or not np.isfinite(t).all() or (t < 0).any():
+        raise ValueError(
+            f"co-occurrence targets must be a finite, non-negative [{len(x)}, k >= 2] array; "
+            f"got shape {t.shape}"
+        )
 
 
 def train_autoencoder(
@@ -267,16 +306,21 @@ def train_autoencoder(
     force: bool = False,
     verbose: bool = True,
     callbacks: Sequence[Any] = (),
+    targets: np.ndarray | None = None,
 ) -> TrainedAutoencoder:
     """Fit on ``x_train`` (validation carved from it), save atomically, or reuse a finished model.
 
     A checkpoint left by an interrupted call with the same configuration, data and seed is resumed
     from its last completed epoch (``force`` starts afresh). ``callbacks`` are extra Keras callbacks,
-    called after the checkpoint of each epoch is written."""
+    called after the checkpoint of each epoch is written. ``targets`` (``[N, k]``, each row the
+    distribution of the partner clusters that item co-occurred with) are required when the config
+    has ``convergence_weight > 0``: the model is then fitted with a convergence head."""
     import keras
 
     folder = Path(folder)
-    expected = _meta(cfg, name, x_train, seed)
+    _check_targets(cfg, name, x_train, targets)
+    n_partner = 0 if targets is None else int(np.asarray(targets).shape[1])
+    expected = _meta(cfg, name, x_train, seed, targets)
     if not force and check_meta(folder, expected):
         return TrainedAutoencoder(
             load_autoencoder(folder),
@@ -288,10 +332,10 @@ def train_autoencoder(
     if force:
         shutil.rmtree(folder / CHECKPOINT_DIR, ignore_errors=True)
     resume = read_checkpoint(folder, expected)
-    ae = _fresh_model(cfg, name, seed)
+    ae = _fresh_model(cfg, name, seed, n_partner)
     if resume is not None:
         try:
-            model = ae.autoencoder
+            model = ae.fitted
             model.optimizer.build(model.trainable_variables)  # so that its moments load too
             model.load_weights(resume.weights)
             resume.best_weights = _read_weight_list(resume.best) if resume.best is not None else None
@@ -303,11 +347,12 @@ def train_autoencoder(
             )
             shutil.rmtree(folder / CHECKPOINT_DIR, ignore_errors=True)
             resume = None
-            ae = _fresh_model(cfg, name, seed)
+            ae = _fresh_model(cfg, name, seed, n_partner)
     start_epoch = resume.epoch if resume else 0
     tr, va = train_val_split(len(x_train), cfg.validation_fraction, seed)
-    train_ds, steps = epoch_dataset(x_train[tr], cfg.batch_size, seed, start_epoch)
-    val_ds = make_dataset(x_train[va], cfg.batch_size, None, shuffle=False)
+    t_tr, t_va = (None, None) if targets is None else (targets[tr], targets[va])
+    train_ds, steps = epoch_dataset(x_train[tr], cfg.batch_size, seed, start_epoch, t_tr)
+    val_ds = make_dataset(x_train[va], cfg.batch_size, None, shuffle=False, targets=t_va)
     early = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=cfg.patience, restore_best_weights=True
     )
@@ -320,9 +365,9 @@ def train_autoencoder(
         # killed after the last epoch, before the artefacts were written: finish as fit would have
         history = resume.history
         if resume.best_weights is not None:
-            ae.autoencoder.set_weights(resume.best_weights)
+            ae.fitted.set_weights(resume.best_weights)
     else:
-        ae.autoencoder.fit(
+        ae.fitted.fit(
             train_ds,
             steps_per_epoch=steps,
             shuffle=False,  # the dataset shuffles, seeded per epoch

@@ -68,3 +68,29 @@ def test_bad_input(kwargs, message):
     args = {"image_labels": np.array([1, 2, 3]), "audio_labels": np.array([1, 2]), "n_pairs": 10}
     with pytest.raises(ValueError, match=message):
         cooccurring_pairs(**{**args, **kwargs})
+
+
+def test_cooccurrence_targets_are_partner_cluster_distributions():
+    from mmga_helpers.pairs import cooccurrence_targets
+
+    # item 0 met partners in clusters 1, 1, 2; item 1 met cluster 0; item 2 met nobody
+    t = cooccurrence_targets([1, 2, 0, 1], [0, 0, 1, 0], n_items=3, n_clusters=3)
+    assert t.dtype == np.float32 and t.shape == (3, 3)
+    np.testing.assert_allclose(t[0], [0, 2 / 3, 1 / 3], rtol=1e-6)
+    np.testing.assert_allclose(t[1], [1, 0, 0])
+    np.testing.assert_allclose(t[2], [0, 0, 0])  # no pair: no pull on this item's code
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (([0, 1], [0], 2, 2), "one length"),
+        (([0, 1], [0, 5], 2, 2), "item_idx must lie"),
+        (([0, 3], [0, 1], 2, 2), "partner_clusters must lie"),
+    ],
+)
+def test_cooccurrence_targets_bad_input(args, message):
+    from mmga_helpers.pairs import cooccurrence_targets
+
+    with pytest.raises(ValueError, match=message):
+        cooccurrence_targets(*args)

@@ -380,3 +380,75 @@ def test_same_seed_same_weights(x, uninterrupted, tmp_path: Path) -> None:
     again = train_autoencoder(x, tiny_cfg(), "tiny", tmp_path / "ae", seed=0, verbose=False)
     assert max_weight_diff(again, uninterrupted[0]) <= 1e-6
     assert_same_history(again.history, uninterrupted[0].history)
+
+
+# -- the convergence head: an autoencoder that also learns what co-occurs with its input -------------
+def side_targets(x: np.ndarray) -> np.ndarray:
+    """Stand-in for the partner modality's clusters: which half of the image the blob lies in."""
+    right = (x[..., 0].reshape(len(x), -1).argmax(axis=1) % 28) >= 14
+    return np.stack([~right, right], axis=1).astype(np.float32)
+
+
+def conv_cfg(**changes):
+    from mmga_helpers.config import AudioAutoencoderConfig
+
+    return AudioAutoencoderConfig(**{**tiny_cfg(**changes).model_dump(), "convergence_weight": 1.0})
+
+
+@pytest.fixture(scope="module")
+def with_head(x, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("conv") / "ae"
+    return train_autoencoder(x, conv_cfg(), "tiny", folder, verbose=False, targets=side_targets(x)), folder
+
+
+def test_convergence_head_learns_the_partner_clusters(x, with_head) -> None:
+    trained, folder = with_head
+    h = trained.history
+    assert {"reconstruction_loss", "convergence_loss", "val_convergence_loss"} <= h.keys()
+    assert h["convergence_loss"][-1] < 0.5 * h["convergence_loss"][0]  # it learned the halves
+    assert trained.meta["targets_fingerprint"] and trained.model.trainer is not None
+    assert_complete(folder)
+    # what is saved and what generation loads: encoder and decoder alone, no head
+    from mmga_helpers.models import load_model
+
+    assert load_model(folder / "autoencoder.keras").output_shape == (None, 28, 28, 1)
+    # the code the head reads is the encoder's: the two halves part along it
+    z = trained.model.encoder.predict_on_batch(x)
+    side = side_targets(x)[:, 1]
+    gap = np.abs(z[side == 1].mean(0) - z[side == 0].mean(0)) / z.std(0)
+    assert gap.max() > 1.0
+
+
+def test_convergence_targets_are_part_of_the_fingerprint(x, with_head) -> None:
+    _, folder = with_head
+    again = train_autoencoder(x, conv_cfg(), "tiny", folder, verbose=False, targets=side_targets(x))
+    assert again.reused
+    with pytest.raises(ArtefactMismatch, match="different targets_fingerprint"):
+        train_autoencoder(x, conv_cfg(), "tiny", folder, verbose=False, targets=1 - side_targets(x))
+
+
+def test_interrupted_convergence_run_resumes_exactly(x, with_head, tmp_path: Path) -> None:
+    folder, t = tmp_path / "ae", side_targets(x)
+    with pytest.raises(KeyboardInterrupt):
+        stop = [interrupt_after(1)]
+        train_autoencoder(x, conv_cfg(), "tiny", folder, verbose=False, targets=t, callbacks=stop)
+    resumed = train_autoencoder(x, conv_cfg(), "tiny", folder, verbose=False, targets=t)
+    assert resumed.meta["resumed_from_epoch"] == 2
+    assert_same_history(resumed.history, with_head[0].history)
+    assert max_weight_diff(resumed, with_head[0]) <= 1e-6
+
+
+@pytest.mark.parametrize(
+    ("cfg", "targets", "message"),
+    [
+        (conv_cfg(), None, "convergence_weight is 1.0: training needs co-occurrence targets"),
+        (tiny_cfg(), "good", "convergence_weight is 0"),
+        (conv_cfg(), "short", "finite, non-negative"),
+        (conv_cfg(), "nan", "finite, non-negative"),
+    ],
+)
+def test_bad_convergence_targets(x, tmp_path: Path, cfg, targets, message) -> None:
+    t = {"good": side_targets(x), "short": side_targets(x)[:10], "nan": side_targets(x) * np.nan, None: None}
+    with pytest.raises(ValueError, match=message):
+        train_autoencoder(x, cfg, "tiny", tmp_path / "ae", verbose=False, targets=t[targets])
+    assert not (tmp_path / "ae").exists()  # refused before anything was written
