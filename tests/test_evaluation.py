@@ -4,12 +4,14 @@ hold-out and the baselines, on synthetic latents (k-means, fast) and on a tiny r
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mmga_helpers import baselines, evaluation
+from mmga_helpers.clustering import make_clusterer
 from mmga_helpers.config import config_from_dict, profile_dict
 from mmga_helpers.features import AudioSet
 from mmga_helpers.pipeline import Data, Run
@@ -18,9 +20,12 @@ N_IMG, N_IMG_TEST = 3000, 600
 SPEAKERS = ("ann", "bob", "cid", "dee", "eve", "fay")
 
 
-def make_run(root: Path, algorithm: str = "kmeans", seed: int = 0) -> Run:
+def make_run(root: Path, algorithm: str = "kmeans", seed: int = 0, convergence_weight: float = 0.0) -> Run:
+    """The quick profile on synthetic latents: no audio encoder is trained here unless asked
+    (``convergence_weight > 0`` makes the mismatched world retrain it)."""
     raw = profile_dict("quick")
     raw["model"]["clustering"].update(algorithm=algorithm, n_clusters=10, audio_n_clusters=20)
+    raw["model"]["audio_autoencoder"]["convergence_weight"] = convergence_weight
     return Run(config_from_dict(raw), seed=seed, root=root)
 
 
@@ -255,6 +260,39 @@ def test_evaluate_keys_and_timings(tmp_path, blobs) -> None:
     assert set(details.wall_time_s) == {"clusters", "joint", "brain"}
     table = evaluation.metrics_table(figs)
     assert table.loc["cross_modal.image_to_audio_acc", "target"] == ">= 0.97"
+
+
+def test_mismatched_world_feeds_the_noisy_brain(tmp_path, blobs, monkeypatch) -> None:
+    """With a convergence head, the 20 %-mismatched brain is fitted on the codes of an audio
+    encoder retrained on the noisy pairs (:func:`evaluation.mismatched_world`), not on the clean
+    encoder's: here that world's clips are noise, so only its brain loses its audio -> image recall."""
+    data, z = blobs
+    run = make_run(tmp_path, convergence_weight=1.0)
+    calls = []
+
+    def noise_world(run_, data_, z_, clusters, force=False):
+        calls.append(run_.seed)
+        zn = dict(z_)
+        rng = np.random.default_rng(0)
+        zn["audio_train"] = rng.normal(size=z_["audio_train"].shape)
+        zn["audio_test"] = rng.normal(size=z_["audio_test"].shape)
+        k = run_.cfg.model.clustering.audio_n_clusters
+        audio_brain = make_clusterer("kmeans", k, run_.cfg.model.clustering, random_state=0).fit(
+            zn["audio_train"]
+        )
+        ids = {
+            **clusters.ids,
+            **{f"audio_brain_{s}": audio_brain.predict(zn[f"audio_{s}"]) for s in ("train", "test")},
+        }
+        return zn, replace(clusters, audio_brain=audio_brain, ids=ids)
+
+    monkeypatch.setattr(evaluation, "mismatched_world", noise_world)
+    details = evaluation.Evaluation()
+    figs = evaluation.evaluate(run, data, z, loso=False, baselines=False, details=details)
+    assert calls == [0] and "mismatched_world" in details.wall_time_s
+    assert figs["cross_modal.audio_to_image_acc"] > 0.9
+    assert figs["cross_modal.mismatch20.audio_to_image_acc"] < 0.5
+    assert figs["cross_modal.mismatch20.audio_to_image_drop"] > 0.4
 
 
 def test_record_evaluation_keeps_per_seed_details(tmp_path, blobs) -> None:
