@@ -194,8 +194,9 @@ def _hann(n_fft: int) -> np.ndarray:
     return librosa.filters.get_window("hann", n_fft, fftbins=True).astype(np.float32)
 
 
-def logmel(batch: np.ndarray, cfg: FsddConfig) -> np.ndarray:
-    """``[N, n_samples]`` -> ``[N, n_mels, frames]`` log-mel power in dB, floored at ``DB_FLOOR``.
+def logmel(batch: np.ndarray, cfg: FsddConfig, frames_first: bool = False) -> np.ndarray:
+    """``[N, n_samples]`` -> ``[N, n_mels, frames]`` log-mel power in dB, floored at ``DB_FLOOR``
+    (``[N, frames, n_mels]`` with ``frames_first``, the layout it is computed in: no transpose).
 
     Only frames that can hold sound are transformed (:func:`sounding_frames`): those past a clip's
     last non-zero sample have zero power, i.e. exactly the floor. The kept frames of a block are
@@ -220,7 +221,7 @@ def logmel(batch: np.ndarray, cfg: FsddConfig) -> np.ndarray:
         np.log10(mel, out=mel)
         mel *= 10.0
         by_frame[lo : lo + _CHUNK][keep[lo : lo + _CHUNK]] = mel
-    return np.ascontiguousarray(np.swapaxes(by_frame, 1, 2))
+    return by_frame if frames_first else np.ascontiguousarray(np.swapaxes(by_frame, 1, 2))
 
 
 def sounding_frames(batch: np.ndarray, cfg: FsddConfig) -> np.ndarray:
@@ -242,13 +243,19 @@ def voiced_frames(waves: np.ndarray, cfg: FsddConfig) -> np.ndarray:
 
 
 def stretch_frames(
-    mel: np.ndarray, src: np.ndarray, dst: np.ndarray, width: int, fill: float = DB_FLOOR
+    mel: np.ndarray,
+    src: np.ndarray,
+    dst: np.ndarray,
+    width: int,
+    fill: float = DB_FLOOR,
+    frames_first: bool = False,
 ) -> np.ndarray:
     """Per clip, map frames ``[0, src_i)`` linearly onto ``[0, dst_i)`` of an output ``width``
     frames wide (``fill`` beyond): a time stretch of the spectrogram that keeps the pitch.
 
     With ``dst = width`` it time-normalises (every word fills the window, so the autoencoder sees
-    the digit, not how fast it was said); with ``src = width`` it restores a natural length."""
+    the digit, not how fast it was said); with ``src = width`` it restores a natural length.
+    ``frames_first``: ``mel`` and the result are ``[N, frames, mels]`` (no transposes)."""
     mel = np.asarray(mel, dtype=np.float32)
     n = len(mel)
     src = np.broadcast_to(np.asarray(src, dtype=np.int64), (n,))[:, None]
@@ -258,11 +265,15 @@ def stretch_frames(
     lo = np.minimum(np.floor(pos).astype(np.int64), src - 1)
     hi = np.minimum(lo + 1, src - 1)
     w = (pos - lo).astype(np.float32)[..., None]
-    by_frame = np.ascontiguousarray(np.swapaxes(mel, 1, 2))  # [N, frames, mels]: gather whole frames
+    by_frame = mel if frames_first else np.swapaxes(mel, 1, 2)  # [N, frames, mels]: gather whole frames
+    by_frame = np.ascontiguousarray(by_frame)
     rows = np.arange(n)[:, None]
-    a, b = by_frame[rows, lo], by_frame[rows, hi]
-    out = np.where((j < dst)[..., None], a + w * (b - a), np.float32(fill))
-    return np.ascontiguousarray(np.swapaxes(out, 1, 2), dtype=np.float32)
+    a, out = by_frame[rows, lo], by_frame[rows, hi]
+    out -= a  # a + w (b - a), in place
+    out *= w
+    out += a
+    out[j >= dst] = np.float32(fill)
+    return out if frames_first else np.ascontiguousarray(np.swapaxes(out, 1, 2))
 
 
 def to_unit(logmel_db: np.ndarray) -> np.ndarray:

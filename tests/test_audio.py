@@ -374,6 +374,17 @@ def test_stretch_frames_identity_and_round_trip(cfg: FsddConfig) -> None:
     assert (back[..., 20:] == A.DB_FLOOR).all()
 
 
+def test_frames_first_layout_is_the_transpose(cfg: FsddConfig, real_clips: list[np.ndarray]) -> None:
+    waves = A.prepare_waves(real_clips, cfg)
+    mel = A.logmel(waves, cfg)
+    by_frame = A.logmel(waves, cfg, frames_first=True)
+    np.testing.assert_array_equal(by_frame, np.swapaxes(mel, 1, 2))
+    src = A.voiced_frames(waves, cfg)
+    stretched = A.stretch_frames(by_frame, src, 40, cfg.n_frames, frames_first=True)
+    np.testing.assert_array_equal(stretched, np.swapaxes(A.stretch_frames(mel, src, 40, cfg.n_frames), 1, 2))
+    assert (stretched[:, 40:] == A.DB_FLOOR).all()
+
+
 def test_time_normalisation_aligns_slow_and_fast_words() -> None:
     """A two-tone 'word' (400 Hz, then 1500 Hz) said fast (0.3 s) and slowly (0.6 s): normalised,
     the switch falls on the same frame (mid-window) in both; raw, it falls twice as late."""
