@@ -8,6 +8,7 @@ generated spectrogram be heard; it is seeded so that the same call gives the sam
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ DB_CEIL = 24.0  # peak-normalised clips reach about +18 dB in a mel band; a full
 AMIN = 10 ** (DB_FLOOR / 10)
 SILENCE_PEAK = 1e-4  # a clip whose peak is below this (-80 dBFS) has nothing to hear
 _CHUNK = 512  # clips per vectorised block: bounds memory on long batches
+_GL_BLOCK = 32  # clips per Griffin-Lim block: sorted by length, so each block is cropped tightly
 
 
 class AudioError(ValueError):
@@ -88,25 +90,48 @@ def pad_batch(waves: Sequence[np.ndarray], width: int | None = None) -> tuple[np
     return batch, lengths
 
 
+def frame_rms(batch: np.ndarray, frame_length: int, hop: int) -> np.ndarray:
+    """``[N, width]`` -> ``[N, 1 + width // hop]`` RMS of centred, zero-padded frames, as
+    ``librosa.feature.rms(center=True)`` computes them; when ``hop`` divides ``frame_length``, from
+    per-hop sums of squares (float64) added ``frame_length // hop`` at a time, not frame by frame."""
+    if frame_length % hop:
+        return librosa.feature.rms(y=batch, frame_length=frame_length, hop_length=hop, center=True)[:, 0, :]
+    n, width = batch.shape
+    k, pad = frame_length // hop, frame_length // 2
+    n_out = 1 + width // hop
+    padded = np.zeros((n, (n_out + k - 1) * hop), dtype=np.float64)
+    padded[:, pad : pad + width] = batch
+    np.square(padded, out=padded)
+    sums = padded.reshape(n, -1, hop).sum(axis=2)  # [N, blocks]
+    power = sums[:, :n_out].copy()
+    for j in range(1, k):
+        power += sums[:, j : j + n_out]
+    return np.sqrt(power / frame_length)
+
+
 def trim_and_fix(batch: np.ndarray, lengths: np.ndarray, cfg: FsddConfig) -> np.ndarray:
     """Trim leading/trailing silence (``top_db`` below each clip's peak), then crop or zero-pad to
-    ``duration``; start-aligned, as ``librosa.effects.trim`` does, but for the whole batch at once."""
+    ``duration``; start-aligned, as ``librosa.effects.trim`` does, but for the whole batch at once.
+    Clips start on a frame boundary, so the crop gathers whole ``hop``-sample blocks."""
     n = cfg.n_samples
-    frame, hop = cfg.n_fft, cfg.hop_length
-    rms = librosa.feature.rms(y=batch, frame_length=frame, hop_length=hop, center=True)[:, 0, :]
+    hop = cfg.hop_length
+    rms = frame_rms(batch, cfg.n_fft, hop)
     frames_in_clip = (lengths[:, None] // hop + 1) > np.arange(rms.shape[1])[None, :]
     db = librosa.amplitude_to_db(rms, ref=1.0, amin=1e-10, top_db=None)
     db = np.where(frames_in_clip, db, -np.inf)
     loud = db > (db.max(axis=1, keepdims=True) - cfg.top_db)
     first = loud.argmax(axis=1)
     last = rms.shape[1] - 1 - loud[:, ::-1].argmax(axis=1)
-    start = first * hop
     end = np.minimum((last + 1) * hop, lengths)
-    idx = start[:, None] + np.arange(n)[None, :]
-    valid = idx < end[:, None]
-    padded = np.pad(batch, ((0, 0), (0, n)))
-    out = np.take_along_axis(padded, np.minimum(idx, padded.shape[1] - 1), axis=1)
-    return np.where(valid, out, 0.0).astype(np.float32)
+    blocks = -(-n // hop)
+    width = batch.shape[1]
+    padded = np.zeros((len(batch), (-(-width // hop) + blocks + 1) * hop), dtype=np.float32)
+    padded[:, :width] = batch
+    rows = np.arange(len(batch))[:, None]
+    picked = padded.reshape(len(batch), -1, hop)[rows, first[:, None] + np.arange(blocks)]
+    out = np.ascontiguousarray(picked.reshape(len(batch), -1)[:, :n])
+    out[np.arange(n)[None, :] >= (end - first * hop)[:, None]] = 0.0
+    return out
 
 
 def prepare_waves(waves: Sequence[np.ndarray], cfg: FsddConfig, sample_rate: int | None = None) -> np.ndarray:
@@ -130,7 +155,21 @@ def prepare_waves(waves: Sequence[np.ndarray], cfg: FsddConfig, sample_rate: int
 
 
 def _mel_basis(cfg: FsddConfig) -> np.ndarray:
-    return librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels)
+    """The ``[n_mels, 1 + n_fft/2]`` mel filter bank (cached; read-only)."""
+    return _mel_matrices(cfg.sample_rate, cfg.n_fft, cfg.n_mels)[0]
+
+
+def _mel_pinv(cfg: FsddConfig) -> np.ndarray:
+    """The filter bank's pseudo-inverse ``[1 + n_fft/2, n_mels]``, float32 (cached; read-only)."""
+    return _mel_matrices(cfg.sample_rate, cfg.n_fft, cfg.n_mels)[1]
+
+
+@functools.lru_cache(maxsize=8)
+def _mel_matrices(sample_rate: int, n_fft: int, n_mels: int) -> tuple[np.ndarray, np.ndarray]:
+    basis = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels)
+    pinv = np.linalg.pinv(basis).astype(np.float32)
+    basis.flags.writeable = pinv.flags.writeable = False
+    return basis, pinv
 
 
 def stft_magnitude(batch: np.ndarray, cfg: FsddConfig) -> np.ndarray:
@@ -155,16 +194,44 @@ def _hann(n_fft: int) -> np.ndarray:
     return librosa.filters.get_window("hann", n_fft, fftbins=True).astype(np.float32)
 
 
-def logmel(batch: np.ndarray, cfg: FsddConfig) -> np.ndarray:
-    """``[N, n_samples]`` -> ``[N, n_mels, frames]`` log-mel power in dB, floored at ``DB_FLOOR``."""
+def logmel(batch: np.ndarray, cfg: FsddConfig, frames_first: bool = False) -> np.ndarray:
+    """``[N, n_samples]`` -> ``[N, n_mels, frames]`` log-mel power in dB, floored at ``DB_FLOOR``
+    (``[N, frames, n_mels]`` with ``frames_first``, the layout it is computed in: no transpose).
+
+    Only frames that can hold sound are transformed (:func:`sounding_frames`): those past a clip's
+    last non-zero sample have zero power, i.e. exactly the floor. The kept frames of a block are
+    gathered into one ``[M, n_fft]`` matrix: one real FFT and one GEMM with the mel basis."""
+    import scipy.fft
+
     batch = np.asarray(batch, dtype=np.float32)
-    out = np.empty((len(batch), cfg.n_mels, cfg.n_frames), dtype=np.float32)
+    pad = cfg.n_fft // 2
     basis_t = np.ascontiguousarray(_mel_basis(cfg).T, dtype=np.float32)  # [bins, mels]
+    floor = np.float32(10.0) * np.log10(np.maximum(np.zeros(1, np.float32), AMIN))[0]  # dB of silence
+    by_frame = np.full((len(batch), cfg.n_frames, cfg.n_mels), floor, dtype=np.float32)
+    keep = np.arange(cfg.n_frames)[None, :] < sounding_frames(batch, cfg)[:, None]  # [N, frames]
     for lo in range(0, len(batch), _CHUNK):
-        power = _stft_power(batch[lo : lo + _CHUNK], cfg)
-        mel = (power.reshape(-1, power.shape[2]) @ basis_t).reshape(*power.shape[:2], -1)  # one GEMM
-        out[lo : lo + len(mel)] = np.swapaxes(10.0 * np.log10(np.maximum(mel, AMIN)), 1, 2)
-    return out
+        padded = np.pad(batch[lo : lo + _CHUNK], ((0, 0), (pad, pad)))
+        frames = np.lib.stride_tricks.sliding_window_view(padded, cfg.n_fft, axis=-1)[:, :: cfg.hop_length]
+        sel = frames[keep[lo : lo + _CHUNK]]  # [M, n_fft], a copy
+        sel *= _hann(cfg.n_fft)
+        power = np.abs(scipy.fft.rfft(sel, axis=-1, workers=-1, overwrite_x=True))
+        np.square(power, out=power)
+        mel = power @ basis_t  # one GEMM
+        np.maximum(mel, AMIN, out=mel)
+        np.log10(mel, out=mel)
+        mel *= 10.0
+        by_frame[lo : lo + _CHUNK][keep[lo : lo + _CHUNK]] = mel
+    return by_frame if frames_first else np.ascontiguousarray(np.swapaxes(by_frame, 1, 2))
+
+
+def sounding_frames(batch: np.ndarray, cfg: FsddConfig) -> np.ndarray:
+    """Per clip of ``[N, n_samples]``, how many leading STFT frames (centred, ``n_fft`` wide) reach
+    a non-zero sample: every later frame is all zeros. 0 for an all-zero clip."""
+    nonzero = np.asarray(batch) != 0
+    end = np.where(nonzero.any(axis=1), nonzero.shape[1] - nonzero[:, ::-1].argmax(axis=1), 0)
+    pad = cfg.n_fft // 2
+    count = -(-(end + pad) // cfg.hop_length)  # frames t with t * hop - pad < end
+    return np.where(end > 0, np.minimum(count, cfg.n_frames), 0).astype(np.int64)
 
 
 def voiced_frames(waves: np.ndarray, cfg: FsddConfig) -> np.ndarray:
@@ -176,13 +243,19 @@ def voiced_frames(waves: np.ndarray, cfg: FsddConfig) -> np.ndarray:
 
 
 def stretch_frames(
-    mel: np.ndarray, src: np.ndarray, dst: np.ndarray, width: int, fill: float = DB_FLOOR
+    mel: np.ndarray,
+    src: np.ndarray,
+    dst: np.ndarray,
+    width: int,
+    fill: float = DB_FLOOR,
+    frames_first: bool = False,
 ) -> np.ndarray:
     """Per clip, map frames ``[0, src_i)`` linearly onto ``[0, dst_i)`` of an output ``width``
     frames wide (``fill`` beyond): a time stretch of the spectrogram that keeps the pitch.
 
     With ``dst = width`` it time-normalises (every word fills the window, so the autoencoder sees
-    the digit, not how fast it was said); with ``src = width`` it restores a natural length."""
+    the digit, not how fast it was said); with ``src = width`` it restores a natural length.
+    ``frames_first``: ``mel`` and the result are ``[N, frames, mels]`` (no transposes)."""
     mel = np.asarray(mel, dtype=np.float32)
     n = len(mel)
     src = np.broadcast_to(np.asarray(src, dtype=np.int64), (n,))[:, None]
@@ -192,11 +265,15 @@ def stretch_frames(
     lo = np.minimum(np.floor(pos).astype(np.int64), src - 1)
     hi = np.minimum(lo + 1, src - 1)
     w = (pos - lo).astype(np.float32)[..., None]
-    by_frame = np.ascontiguousarray(np.swapaxes(mel, 1, 2))  # [N, frames, mels]: gather whole frames
+    by_frame = mel if frames_first else np.swapaxes(mel, 1, 2)  # [N, frames, mels]: gather whole frames
+    by_frame = np.ascontiguousarray(by_frame)
     rows = np.arange(n)[:, None]
-    a, b = by_frame[rows, lo], by_frame[rows, hi]
-    out = np.where((j < dst)[..., None], a + w * (b - a), np.float32(fill))
-    return np.ascontiguousarray(np.swapaxes(out, 1, 2), dtype=np.float32)
+    a, out = by_frame[rows, lo], by_frame[rows, hi]
+    out -= a  # a + w (b - a), in place
+    out *= w
+    out += a
+    out[j >= dst] = np.float32(fill)
+    return out if frames_first else np.ascontiguousarray(np.swapaxes(out, 1, 2))
 
 
 def to_unit(logmel_db: np.ndarray) -> np.ndarray:
@@ -215,19 +292,20 @@ def inverse_logmel(
     basis' pseudo-inverse (clipped at zero), then Griffin-Lim with a seeded initial phase.
 
     Griffin-Lim runs only over the frames that hold sound (plus the window's overlap): clips are
-    sorted by that length and inverted in blocks cropped to the longest of each block, so a short
-    word costs less than a full window. What lies beyond is silence, as in the input."""
+    sorted by that length and inverted in small blocks (:data:`_GL_BLOCK` clips) cropped to the
+    longest of each block, so a short word costs less than a full window. What lies beyond is
+    silence, as in the input."""
     logmel_db = np.asarray(logmel_db, dtype=np.float32)
     power = librosa.db_to_power(logmel_db) * (logmel_db > DB_FLOOR + 1e-3)
-    inv = np.linalg.pinv(_mel_basis(cfg))
+    inv = _mel_pinv(cfg)
     n_frames = power.shape[2]
     sounding = power.max(axis=1) > 0
     active = np.where(sounding.any(axis=1), n_frames - sounding[:, ::-1].argmax(axis=1), 1)
     margin = cfg.n_fft // cfg.hop_length  # frames whose windows still overlap the last sound
     order = np.argsort(active, kind="stable")
     out = np.zeros((len(power), cfg.n_samples), dtype=np.float32)
-    for lo in range(0, len(power), _CHUNK // 2):
-        idx = order[lo : lo + _CHUNK // 2]
+    for lo in range(0, len(power), _GL_BLOCK):
+        idx = order[lo : lo + _GL_BLOCK]
         t = int(min(n_frames, active[idx].max() + margin))
         length = cfg.n_samples if t == n_frames else min(cfg.n_samples, (t - 1) * cfg.hop_length)
         lin = np.einsum("fm,nmt->nft", inv, power[idx, :, :t], optimize=True)
@@ -250,47 +328,62 @@ def _ola_ops(n_fft: int, hop: int, n_frames: int):
     sq = (win**2).reshape(k, hop)
     for j in range(k):
         wss[j : j + n_frames] += sq[j]
-    wss = np.where(wss > 1e-8, wss, 1.0).reshape(-1)
+    inv_wss = (1.0 / np.where(wss > 1e-8, wss, 1.0)).reshape(-1).astype(np.float32)
 
     def stft(y: np.ndarray) -> np.ndarray:
-        frames = np.lib.stride_tricks.sliding_window_view(y, n_fft, axis=-1)[:, ::hop]
-        return scipy.fft.rfft(frames * win, axis=-1, workers=-1)
+        frames = np.multiply(np.lib.stride_tricks.sliding_window_view(y, n_fft, axis=-1)[:, ::hop], win)
+        return scipy.fft.rfft(frames, axis=-1, workers=-1, overwrite_x=True)
 
     def istft(spec: np.ndarray) -> np.ndarray:
-        frames = scipy.fft.irfft(spec, n=n_fft, axis=-1, workers=-1).astype(np.float32) * win
+        frames = scipy.fft.irfft(spec, n=n_fft, axis=-1, workers=-1).astype(np.float32, copy=False)
+        frames *= win
         n, t = frames.shape[:2]
         frames = frames.reshape(n, t, k, hop)
-        out = np.zeros((n, t + k - 1, hop), np.float32)
-        for j in range(k):
+        out = np.empty((n, t + k - 1, hop), np.float32)
+        out[:, :t] = frames[:, :, 0]
+        out[:, t:] = 0.0
+        for j in range(1, k):
             out[:, j : j + t] += frames[:, :, j]
-        return out.reshape(n, -1) / wss
+        out = out.reshape(n, -1)
+        out *= inv_wss
+        return out
 
-    assert total == wss.size
+    assert total == inv_wss.size
     return stft, istft
+
+
+def _project(angles: np.ndarray, mag: np.ndarray) -> np.ndarray:
+    """``mag * angles / |angles|`` (a magnitude given the phase of ``angles``), in place."""
+    scale = np.abs(angles)
+    scale += 1e-16
+    np.divide(mag, scale, out=scale)
+    return np.multiply(angles, scale, out=angles)
 
 
 def griffinlim(
     mag: np.ndarray, n_fft: int, hop: int, n_iter: int, length: int, seed: int = 0, momentum: float = 0.99
 ) -> np.ndarray:
     """Fast Griffin-Lim (Perraudin et al.) on a batch ``[N, 1 + n_fft/2, frames]`` of magnitudes,
-    seeded initial phase; ~1.6x faster than ``librosa.griffinlim`` here, same result quality.
-    Falls back to librosa when ``hop`` does not divide ``n_fft``."""
+    seeded initial phase; float32/complex64 with in-place updates (two buffers, no per-iteration
+    temporaries beyond the FFTs'). Falls back to librosa when ``hop`` does not divide ``n_fft``."""
     if n_fft % hop:
         return librosa.griffinlim(
             mag, n_iter=n_iter, hop_length=hop, n_fft=n_fft, length=length, random_state=seed, center=True
         )
-    spec = np.transpose(mag, (0, 2, 1)).astype(np.float32)
+    spec = np.ascontiguousarray(np.transpose(mag, (0, 2, 1)), dtype=np.float32)
     stft, istft = _ola_ops(n_fft, hop, spec.shape[1])
     rng = np.random.default_rng(seed)
-    angles = np.exp(2j * np.pi * rng.random(spec.shape)).astype(np.complex64)
-    rebuilt = np.zeros_like(angles)
+    x = np.exp(2j * np.pi * rng.random(spec.shape)).astype(np.complex64)
+    x *= spec  # the target magnitudes with random phases
+    prev = np.zeros_like(x)
+    decay = -momentum / (1 + momentum)
     for _ in range(n_iter):  # iterations, not samples: each step is one batched FFT pass
-        tprev = rebuilt
-        rebuilt = stft(istft(spec * angles))
-        angles = rebuilt - (momentum / (1 + momentum)) * tprev
-        angles /= np.abs(angles) + 1e-16
+        rebuilt = stft(istft(x))
+        prev *= decay  # accelerated step: rebuilt - momentum / (1 + momentum) * previous rebuilt
+        prev += rebuilt
+        x, prev = _project(prev, spec), rebuilt
     pad = n_fft // 2
-    return istft(spec * angles)[:, pad : pad + length]
+    return istft(x)[:, pad : pad + length]
 
 
 def spectral_convergence(reference: np.ndarray, estimate: np.ndarray, cfg: FsddConfig) -> np.ndarray:

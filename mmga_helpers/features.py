@@ -77,11 +77,12 @@ def waves_to_unit_logmel(
     frames per clip). With ``data.fsdd.time_normalize`` each clip's voiced frames fill the window."""
     fs = cfg.data.fsdd
     prepared = audio.prepare_waves(list(waves), fs, sample_rate)
-    mel = audio.logmel(prepared, fs)
+    by_frame = audio.logmel(prepared, fs, frames_first=True)  # [N, frames, mels]: one transpose, last
     voiced = audio.voiced_frames(prepared, fs)
     if fs.time_normalize:
-        mel = audio.stretch_frames(mel, voiced, fs.n_frames, fs.n_frames)
-    return audio.to_unit(mel)[..., None], prepared, voiced
+        by_frame = audio.stretch_frames(by_frame, voiced, fs.n_frames, fs.n_frames, frames_first=True)
+    unit = np.ascontiguousarray(np.swapaxes(audio.to_unit(by_frame), 1, 2))
+    return unit[..., None], prepared, voiced
 
 
 def unit_logmel_to_waves(

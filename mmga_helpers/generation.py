@@ -73,10 +73,22 @@ class LatentBank:
         return z, np.rint(fa + u[:, 0] * (fb - fa)).astype(np.int64)
 
 
-def _batched(model, x: np.ndarray) -> np.ndarray:
-    from mmga_helpers.pipeline import encode
+class _Inference:
+    """A Keras model as one traced TensorFlow function for any batch size (a ``None`` batch
+    dimension), called on chunks of ``batch_size``: no per-call Keras overhead and no retracing
+    when the number of items changes."""
 
-    return encode(model, x, batch_size=2048)
+    def __init__(self, model, batch_size: int = 2048) -> None:
+        import tensorflow as tf
+
+        spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], tf.float32)
+        self._fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+        self.batch_size = batch_size
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        parts = [self._fn(x[i : i + self.batch_size]).numpy() for i in range(0, len(x), self.batch_size)]
+        return np.concatenate(parts)
 
 
 class MMGA:
@@ -87,6 +99,13 @@ class MMGA:
         self.seed = seed
         self._p = parts
         self._calls = 0
+        self._infer: dict[str, _Inference] = {}
+
+    def _run(self, part: str, x: np.ndarray) -> np.ndarray:
+        """Run the network ``part`` (e.g. ``"audio_encoder"``) on ``x`` in inference mode."""
+        if part not in self._infer:
+            self._infer[part] = _Inference(self._p[part])
+        return self._infer[part](x)
 
     # -- loading ---------------------------------------------------------------------------------
     @classmethod
@@ -148,11 +167,11 @@ class MMGA:
 
     # -- encoding and clustering ----------------------------------------------------------------
     def encode_images(self, images: np.ndarray) -> np.ndarray:
-        return _batched(self._p["image_encoder"], images_to_unit(images, self.cfg.data.mnist.normalize))
+        return self._run("image_encoder", images_to_unit(images, self.cfg.data.mnist.normalize))
 
     def encode_waves(self, waves: list[np.ndarray] | np.ndarray, sample_rate: int = 8000) -> np.ndarray:
         x = waves_to_unit_logmel(list(waves), self.cfg, sample_rate)[0]
-        return _batched(self._p["audio_encoder"], x)
+        return self._run("audio_encoder", x)
 
     def image_clusters(self, images: np.ndarray) -> np.ndarray:
         return self._p["image_clusterer"].predict(self.encode_images(images))
@@ -173,7 +192,7 @@ class MMGA:
         clusters = self.image_clusters(images)
         targets = self._p["brain"].predict_audio(clusters, mode=mode, random_state=rng.integers(2**31))
         z, frames = self._p["audio_bank"].draw_with_frames(np.asarray(targets), rng)
-        unit = _batched(self._p["audio_decoder"], z)
+        unit = self._run("audio_decoder", z)
         waves = unit_logmel_to_waves(unit, self.cfg, frames, seed=int(rng.integers(2**31)))
         return list(waves.astype(np.float32))
 
@@ -189,7 +208,7 @@ class MMGA:
         clusters = self.audio_clusters(waves, sample_rate)
         targets = self._p["brain"].predict_image(clusters, mode=mode, random_state=rng.integers(2**31))
         z = self._p["image_bank"].draw(np.asarray(targets), rng)
-        return _batched(self._p["image_decoder"], z)[..., 0].astype(np.float32)
+        return self._run("image_decoder", z)[..., 0].astype(np.float32)
 
 
 def export_generator(run, latents: dict[str, np.ndarray], clusters, audio_frames: np.ndarray) -> Path:

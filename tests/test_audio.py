@@ -225,6 +225,37 @@ def test_logmel_equals_librosa(cfg: FsddConfig, real_clips: list[np.ndarray]) ->
     np.testing.assert_allclose(A.logmel(waves, cfg), ref_db, atol=1e-2)
 
 
+def test_frame_rms_equals_librosa(cfg: FsddConfig, real_clips: list[np.ndarray]) -> None:
+    """Per-hop sums of squares give librosa's centred frame RMS, for any clip width."""
+    import librosa
+
+    batch, _ = A.pad_batch(real_clips)
+    for width in (batch.shape[1], 1000, 777):
+        ref = librosa.feature.rms(y=batch[:, :width], frame_length=cfg.n_fft, hop_length=cfg.hop_length)
+        ours = A.frame_rms(batch[:, :width], cfg.n_fft, cfg.hop_length)
+        np.testing.assert_allclose(ours, ref[:, 0], atol=1e-6)
+
+
+def test_sounding_frames_bound_the_non_silent_frames(cfg: FsddConfig) -> None:
+    waves = np.zeros((4, cfg.n_samples), np.float32)
+    waves[1, :1000] = 0.5
+    waves[2, :] = 0.5
+    waves[3, 3000] = 0.5  # one sample
+    count = A.sounding_frames(waves, cfg)
+    power = A._stft_power(waves, cfg).sum(axis=2)  # [N, frames]
+    heard = np.where(power.any(axis=1), power.shape[1] - (power[:, ::-1] > 0).argmax(axis=1), 0)
+    assert count[0] == 0 and count[2] == cfg.n_frames
+    np.testing.assert_array_equal(count, heard)
+
+
+def test_logmel_skips_only_silent_frames(cfg: FsddConfig, real_clips: list[np.ndarray]) -> None:
+    """Transforming only the sounding frames changes nothing: the rest are exactly the floor."""
+    waves = A.prepare_waves(real_clips, cfg)
+    basis = A._mel_basis(cfg)
+    full = 10 * np.log10(np.maximum(np.einsum("mf,ntf->nmt", basis, A._stft_power(waves, cfg)), A.AMIN))
+    np.testing.assert_allclose(A.logmel(waves, cfg), full, atol=1e-3)
+
+
 def test_logmel_silence_is_floor(cfg: FsddConfig) -> None:
     mel = A.logmel(np.zeros((2, cfg.n_samples), np.float32), cfg)
     assert (mel == A.DB_FLOOR).all()
@@ -272,6 +303,30 @@ def test_inverse_logmel_skips_the_silent_tail(cfg: FsddConfig) -> None:
     assert A.spectral_convergence(short[None], back[:1], cfg)[0] < 0.6
 
 
+def test_project_keeps_phase_and_sets_magnitude() -> None:
+    rng = np.random.default_rng(0)
+    angles = (rng.normal(size=(2, 3, 5)) + 1j * rng.normal(size=(2, 3, 5))).astype(np.complex64)
+    mag = rng.random((2, 3, 5)).astype(np.float32)
+    expect = mag * angles / np.abs(angles)
+    out = A._project(angles.copy(), mag)
+    assert out.dtype == np.complex64
+    np.testing.assert_allclose(out, expect, rtol=1e-5, atol=1e-6)
+
+
+def test_griffinlim_matches_librosa_quality(cfg: FsddConfig, real_clips: list[np.ndarray]) -> None:
+    """The in-place fast Griffin-Lim converges as well as librosa's (same momentum and iterations)."""
+    import librosa
+
+    waves = A.prepare_waves(real_clips, cfg)
+    mag = A.stft_magnitude(waves, cfg)
+    ours = A.griffinlim(mag, cfg.n_fft, cfg.hop_length, 32, cfg.n_samples, seed=0)
+    ref = librosa.griffinlim(
+        mag, n_iter=32, hop_length=cfg.hop_length, n_fft=cfg.n_fft, length=cfg.n_samples, random_state=0
+    )
+    sc_ours = A.spectral_convergence(waves, ours, cfg).mean()
+    assert sc_ours < A.spectral_convergence(waves, ref, cfg).mean() + 0.02
+
+
 def test_spectral_convergence(cfg: FsddConfig, real_clips: list[np.ndarray]) -> None:
     waves = A.prepare_waves(real_clips[:2], cfg)
     assert np.allclose(A.spectral_convergence(waves, waves, cfg), 0.0)
@@ -317,6 +372,17 @@ def test_stretch_frames_identity_and_round_trip(cfg: FsddConfig) -> None:
     back = A.stretch_frames(wide, cfg.n_frames, np.array([20, 20]), cfg.n_frames)
     np.testing.assert_allclose(back[..., :20], ramp[..., :20], atol=1e-4)
     assert (back[..., 20:] == A.DB_FLOOR).all()
+
+
+def test_frames_first_layout_is_the_transpose(cfg: FsddConfig, real_clips: list[np.ndarray]) -> None:
+    waves = A.prepare_waves(real_clips, cfg)
+    mel = A.logmel(waves, cfg)
+    by_frame = A.logmel(waves, cfg, frames_first=True)
+    np.testing.assert_array_equal(by_frame, np.swapaxes(mel, 1, 2))
+    src = A.voiced_frames(waves, cfg)
+    stretched = A.stretch_frames(by_frame, src, 40, cfg.n_frames, frames_first=True)
+    np.testing.assert_array_equal(stretched, np.swapaxes(A.stretch_frames(mel, src, 40, cfg.n_frames), 1, 2))
+    assert (stretched[:, 40:] == A.DB_FLOOR).all()
 
 
 def test_time_normalisation_aligns_slow_and_fast_words() -> None:

@@ -141,6 +141,16 @@ def test_see_outputs(m: MMGA) -> None:
     assert m.see([pcm], sample_rate=16000).shape == (1, 28, 28)
 
 
+def test_inference_equals_keras_predict(m: MMGA, images: np.ndarray) -> None:
+    """The traced inference path gives what Keras' predict gives, for any batch size."""
+    from mmga_helpers.features import images_to_unit
+
+    x = images_to_unit(images)
+    ref = m._p["image_encoder"].predict_on_batch(x)
+    np.testing.assert_allclose(m._run("image_encoder", x), ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(m._run("image_encoder", x[:2]), ref[:2], rtol=1e-5, atol=1e-5)
+
+
 def test_calls_vary_and_seed_repeats(fake_run, images: np.ndarray) -> None:
     m = MMGA(fake_run.cfg, fake_run.parts, seed=0)
     clips = [tone(300), tone(600)]
