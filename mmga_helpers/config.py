@@ -114,6 +114,7 @@ class EvaluationConfig(_Section):
     speaker_holdout: bool  # leave-one-speaker-out: six more audio autoencoder trainings per seed
     baselines: bool  # PCA + k-means on pixels, MFCC statistics + k-means on audio, side by side
     max_hear_items: PosInt | None  # MNIST test images heard for the judged score (None: all)
+    view_points: Annotated[int, Field(ge=50)] = 2000  # test latents per 2-D UMAP / t-SNE view
 
 
 class Config(_Section):
