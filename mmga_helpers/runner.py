@@ -361,6 +361,7 @@ def run_notebooks(
     run_dir = cfg.run_dir(root)
     keys = (cfg.fingerprint(), package_hash())  # the same for every seed: computed once
     summary = RunSummary(profile=profile, notebook_dir=run_dir / "notebooks")
+    ctx = _RunContext(nb_src, present, keys, root, force, progress, echo, summary, start)
     seeds = [int(seed)] if seed is not None else [int(s) for s in cfg.seeds]
     plan = [(s, run_dir / "notebooks" / f"seed{s}") for s in seeds[1:]] + [(seeds[0], run_dir / "notebooks")]
     for s, out_dir in plan:
@@ -375,30 +376,31 @@ def run_notebooks(
                 "config_path": "" if not config_path else _rel(Path(config_path).resolve(), root),
                 "output_dir": _rel(run_dir, root),
             }
-            _run_sequence(names, present, nb_src, out_dir, parameters, keys, root, force, progress,
-                          echo, summary, start)
+            _run_sequence(ctx, names, out_dir, parameters)
     summary.seconds = time.perf_counter() - start
     return summary
 
 
-def _run_sequence(
-    todo: Sequence[str],
-    present: Sequence[str],
-    nb_src: Path,
-    out_dir: Path,
-    parameters: dict[str, Any],
-    keys: tuple[str, str],
-    root: Path,
-    force: bool,
-    progress: bool,
-    echo: Callable[[str], None],
-    summary: RunSummary,
-    start: float,
-) -> None:
-    """Execute ``todo`` (in order) for one seed into ``out_dir``, skipping unchanged notebooks;
-    ``keys`` are the config's fingerprint and the package's hash."""
-    fingerprint, pkg = keys
-    interactive = progress and sys.stderr.isatty()
+@dataclass
+class _RunContext:
+    """What every seed of one ``run_notebooks`` call shares."""
+
+    nb_src: Path  # the notebooks' sources
+    present: Sequence[str]  # the notebooks that exist, in book order (each key chains to the previous)
+    keys: tuple[str, str]  # the config's fingerprint and the package's hash
+    root: Path
+    force: bool
+    progress: bool
+    echo: Callable[[str], None]
+    summary: RunSummary
+    start: float  # perf_counter at the start of the call, for the elapsed time
+
+
+def _run_sequence(ctx: _RunContext, todo: Sequence[str], out_dir: Path, parameters: dict[str, Any]) -> None:
+    """Execute ``todo`` (in order) for one seed into ``out_dir``, skipping unchanged notebooks."""
+    fingerprint, pkg = ctx.keys
+    nb_src, present, echo, summary, force = ctx.nb_src, ctx.present, ctx.echo, ctx.summary, ctx.force
+    interactive = ctx.progress and sys.stderr.isatty()
 
     with _run_lock(out_dir):
         state = read_state(out_dir)
@@ -419,7 +421,7 @@ def _run_sequence(
             t0 = time.perf_counter()
             bar: bool | dict[str, Any] = {"desc": f"  {name}", "leave": False} if interactive else False
             try:
-                execute_one(src, dst, parameters, root, name, progress_bar=bar)
+                execute_one(src, dst, parameters, ctx.root, name, progress_bar=bar)
             except NotebookFailed:
                 entries[name] = {"key": key, "status": "failed", "finished": _now(),
                                  "seconds": round(time.perf_counter() - t0, 2)}
@@ -430,7 +432,7 @@ def _run_sequence(
                              "parameters": parameters, "config_fingerprint": fingerprint}
             write_json(out_dir / STATE_FILE, state)
             summary.results.append(NotebookResult(name, "ran", seconds, dst))
-            elapsed = format_seconds(time.perf_counter() - start)
+            elapsed = format_seconds(time.perf_counter() - ctx.start)
             echo(f"{tag}: done in {format_seconds(seconds)} (elapsed {elapsed})")
 
 
