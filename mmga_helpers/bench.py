@@ -184,10 +184,11 @@ def training_throughput(cfg, x: np.ndarray, name: str, rounds: int = 2, seed: in
     stopping and the per-epoch checkpoint. The bare run is ``model.fit(x, x, batch_size=...)`` of the
     same fresh model on the same split, validating on the same part. After one warm-up epoch each
     (it traces the functions), epochs of the two alternate ``rounds`` times, so that other jobs on
-    the machine slow both alike; the figure is each one's fastest epoch."""
+    the machine slow both alike; the figure is each one's fastest epoch. With a convergence weight
+    in ``cfg`` both train the model with its convergence head, on random 10-cluster targets."""
     import keras
 
-    from mmga_helpers.models import build_autoencoder, compile_autoencoder
+    from mmga_helpers.models import add_convergence_head, build_autoencoder, compile_autoencoder
     from mmga_helpers.training import (
         _meta,
         checkpoint_callback,
@@ -199,20 +200,28 @@ def training_throughput(cfg, x: np.ndarray, name: str, rounds: int = 2, seed: in
 
     tr, va = train_val_split(len(x), cfg.validation_fraction, seed)
     xt, xv = x[tr], x[va]
+    targets = None
+    if getattr(cfg, "convergence_weight", 0.0) > 0:
+        targets = np.eye(10, dtype=np.float32)[np.random.default_rng(seed).integers(0, 10, len(x))]
+    tt, tv = (None, None) if targets is None else (targets[tr], targets[va])
+    yt = xt if tt is None else {"reconstruction": xt, "convergence": tt}
+    yv = xv if tv is None else {"reconstruction": xv, "convergence": tv}
     models = {}
     for kind in ("pipeline", "bare"):
         seed_everything(seed)  # the same fresh model for both
         ae = build_autoencoder(cfg, name)
+        if targets is not None:
+            ae = add_convergence_head(ae, targets.shape[1])
         compile_autoencoder(ae, cfg)
-        models[kind] = ae.autoencoder
-    ds, steps = epoch_dataset(xt, cfg.batch_size, seed)
-    val_ds = make_dataset(xv, cfg.batch_size, None, shuffle=False)
+        models[kind] = ae.fitted
+    ds, steps = epoch_dataset(xt, cfg.batch_size, seed, targets=tt)
+    val_ds = make_dataset(xv, cfg.batch_size, None, shuffle=False, targets=tv)
     seconds: dict[str, list[float]] = {"pipeline": [], "bare": []}
     with tempfile.TemporaryDirectory(prefix="mmga-bench-") as tmp:
         early = keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=cfg.patience, restore_best_weights=True
         )
-        ckpt = checkpoint_callback(Path(tmp), _meta(cfg, name, x, seed), early, None, 0.0)
+        ckpt = checkpoint_callback(Path(tmp), _meta(cfg, name, x, seed, targets), early, None, 0.0)
 
         def epoch(kind: str, e: int) -> None:
             timer = _epoch_timer()
@@ -230,9 +239,9 @@ def training_throughput(cfg, x: np.ndarray, name: str, rounds: int = 2, seed: in
             else:
                 models[kind].fit(
                     xt,
-                    xt,
+                    yt,
                     batch_size=cfg.batch_size,
-                    validation_data=(xv, xv),
+                    validation_data=(xv, yv),
                     initial_epoch=e,
                     epochs=e + 1,
                     callbacks=[timer],
