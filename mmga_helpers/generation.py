@@ -48,14 +48,20 @@ class LatentBank:
     frames: np.ndarray | None = None  # audio: each member's natural length in frames
 
     def draw(self, targets: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """For each target cluster, mix two random members: ``a + u (b - a)``, ``u ~ U(0, 1)``."""
+        """For each target cluster, the code of one of its members, drawn uniformly.
+
+        The brain re-activates a pattern the other modality actually experienced (Damasio's
+        retro-activation), not a blend: mixing two members (``a + u (b - a)``) pulls every draw
+        towards the cluster's middle, and the decoded sounds lost a tenth of the spread of real
+        ones (diversity ratio 0.458 against 0.518 for members, full profile, seed 1)."""
         return self.draw_with_frames(targets, rng)[0]
 
     def draw_with_frames(
         self, targets: np.ndarray, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """:meth:`draw`, plus the members' lengths mixed with the same weights (None without
-        ``frames``). Vectorised: members are addressed through a cluster-sorted index."""
+        """:meth:`draw`, plus the drawn members' natural lengths (None without ``frames``).
+        Vectorised: members are addressed through a cluster-sorted index."""
+        targets = np.asarray(targets, dtype=np.int64)
         order = np.argsort(self.clusters, kind="stable")
         n_clusters = int(max(self.clusters.max(), targets.max()) + 1)
         counts = np.bincount(self.clusters, minlength=n_clusters)
@@ -63,14 +69,9 @@ class LatentBank:
         if (counts[targets] == 0).any():
             missing = sorted(set(targets[counts[targets] == 0].tolist()))
             raise RunFolderError(f"clusters {missing} have no training latents to draw from")
-        pick = lambda: order[starts[targets] + rng.integers(0, counts[targets])]  # noqa: E731
-        ia, ib = pick(), pick()
-        u = rng.uniform(0.0, 1.0, size=(len(targets), 1)).astype(self.z.dtype)
-        z = self.z[ia] + u * (self.z[ib] - self.z[ia])
-        if self.frames is None:
-            return z, None
-        fa, fb = self.frames[ia], self.frames[ib]
-        return z, np.rint(fa + u[:, 0] * (fb - fa)).astype(np.int64)
+        members = order[starts[targets] + rng.integers(0, counts[targets])]
+        z = self.z[members]
+        return z, (None if self.frames is None else np.asarray(self.frames[members], np.int64))
 
 
 class _Inference:

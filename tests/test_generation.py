@@ -334,3 +334,18 @@ def test_export_on_full_disk_keeps_earlier_run(fake_run, run_copy: Path, monkeyp
     after = {p: p.read_bytes() for p in run_copy.rglob("*") if p.is_file()}
     assert after == before  # every earlier artefact intact, no temporary file left
     MMGA.load(run_copy)
+
+
+def test_latent_bank_draws_members_of_the_target_cluster() -> None:
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(50, 4)).astype(np.float32)
+    clusters = np.repeat(np.arange(5), 10)
+    bank = LatentBank(z, clusters, np.arange(50) + 100)
+    targets = rng.integers(0, 5, size=400)
+    drawn, frames = bank.draw_with_frames(targets, np.random.default_rng(1))
+    member = frames - 100  # the frames identify the member that was drawn
+    np.testing.assert_array_equal(drawn, z[member])
+    np.testing.assert_array_equal(clusters[member], targets)
+    assert len(np.unique(member)) > 40  # repeated draws vary over the members, not one template
+    with pytest.raises(RunFolderError, match=r"clusters \[7\]"):
+        bank.draw(np.array([7]), rng)
