@@ -287,7 +287,7 @@ def encoder_throughput(encoder, x: np.ndarray, gflops: float, repeats: int = 3) 
 
 
 def generation_throughput(
-    m, images: np.ndarray, clips: Sequence[np.ndarray], sample_rate: int, repeats: int = 2
+    m, images: np.ndarray, clips: Sequence[np.ndarray], sample_rate: int, repeats: int = 5
 ) -> dict[str, Any]:
     """Clips/s of ``m.see`` (clips in, images out) and ``m.hear`` (images in, Griffin-Lim waves out)."""
     m.see(list(clips[:8]), sample_rate=sample_rate, seed=0)  # warm-up: traces, numba
