@@ -144,16 +144,34 @@ def _cluster_params(run: Run, algorithm: str) -> dict[str, Any]:
     return {"algorithm": algorithm, "clustering": cc.model_dump(mode="json"), "seed": run.seed}
 
 
-def image_clusterer(run: Run, z_image_train: NDArray, force: bool = False) -> Clusterer:
-    """The image clustering of this seed (``image.npz``), fitted on the training images' codes or
-    reused: the same model, under the same stamp, as :func:`fit_modality_clusters` fits, so the
-    audio autoencoder's convergence targets and the clustering stage agree."""
+def cached_clusterer(
+    run: Run,
+    name: str,
+    x: NDArray,
+    k: int,
+    force: bool = False,
+    algorithm: str | None = None,
+    fit: Callable[[], Clusterer] | None = None,
+) -> tuple[Clusterer, bool]:
+    """``<cluster folder>/<name>.npz``: ``k`` clusters of ``algorithm`` (default: the config's)
+    fitted on ``x``, or reused when made from the same ``x``, clustering config, seed and ``k``.
+    One stamp for every caller, so that a model fitted by one stage is the one the next reuses.
+    ``fit`` replaces the fitting (the stamp stays). Returns ``(model, reused)``."""
     cc = run.cfg.model.clustering
+    algo = algorithm or cc.algorithm
     folder = cluster_folder(run)
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = array_stamp(z_image_train, extra={**_cluster_params(run, cc.algorithm), "k": cc.n_clusters})
-    fit = lambda: make_clusterer(cc.algorithm, cc.n_clusters, cc, random_state=run.seed).fit(z_image_train)  # noqa: E731
-    return cached_model(folder, "image", stamp, fit, force)[0]
+    stamp = array_stamp(x, extra={**_cluster_params(run, algo), "k": k})
+    if fit is None:
+        fit = lambda: make_clusterer(algo, k, cc, random_state=run.seed).fit(x)  # noqa: E731
+    return cached_model(folder, name, stamp, fit, force)
+
+
+def image_clusterer(run: Run, z_image_train: NDArray, force: bool = False) -> Clusterer:
+    """The image clustering of this seed (``image.npz``), fitted on the training images' codes or
+    reused: the model :func:`fit_modality_clusters` fits, so the audio autoencoder's convergence
+    targets and the clustering stage agree."""
+    return cached_clusterer(run, "image", z_image_train, run.cfg.model.clustering.n_clusters, force)[0]
 
 
 def fit_modality_clusters(
@@ -177,12 +195,7 @@ def fit_modality_clusters(
     if missing:
         raise ValueError(f"latents lack the splits {missing}")
     folder = cluster_folder(run)
-    folder.mkdir(parents=True, exist_ok=True)
     params = _cluster_params(run, algo)
-
-    def fitter(split: str, k: int) -> Callable[[], Clusterer]:
-        return lambda: make_clusterer(algo, k, cc, random_state=run.seed).fit(z[split])
-
     jobs = {
         "image": ("image_train", cc.n_clusters),
         "audio": ("audio_train", cc.n_clusters),
@@ -192,13 +205,12 @@ def fit_modality_clusters(
     models: dict[str, Clusterer] = {}
     reused = []
     for name, (split, k) in jobs.items():
-        stamp = array_stamp(z[split], extra={**params, "k": k})
-        fit = fitter(split, k)
+        fit = None
         if name == "image_brain" and k == cc.n_clusters:
             # no over-clustering: the brain links the image clusters themselves; the copy under
             # this name keeps image_brain.npz (read by generation) in step with them
             fit = lambda: models["image"]  # noqa: E731
-        models[name], was = cached_model(folder, prefix + name, stamp, fit, force)
+        models[name], was = cached_clusterer(run, prefix + name, z[split], k, force, algo, fit)
         reused.append(was)
     if k_img_brain == cc.n_clusters:
         models["image_brain"] = models["image"]
@@ -448,11 +460,8 @@ def mismatched_world(
     zn = dict(z)
     for split in ("train", "test"):
         zn[f"audio_{split}"] = encode(ae.model.encoder, getattr(data, f"audio_{split}").x)
-    cc = run.cfg.model.clustering
-    k = cc.audio_n_clusters
-    stamp = array_stamp(zn["audio_train"], extra={**_cluster_params(run, cc.algorithm), "k": k})
-    fit = lambda: make_clusterer(cc.algorithm, k, cc, random_state=run.seed).fit(zn["audio_train"])  # noqa: E731
-    audio_brain, _ = cached_model(clusters.folder, f"{tag}_audio_brain", stamp, fit, force)
+    k = run.cfg.model.clustering.audio_n_clusters
+    audio_brain, _ = cached_clusterer(run, f"{tag}_audio_brain", zn["audio_train"], k, force)
     ids = dict(clusters.ids)
     for split in ("train", "test"):
         ids[f"audio_brain_{split}"] = np.asarray(audio_brain.predict(zn[f"audio_{split}"]), np.int64)
