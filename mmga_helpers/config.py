@@ -42,13 +42,17 @@ class AutoencoderConfig(_Section):
     epochs: PosInt
     patience: PosInt  # early stopping on the validation split carved from train
     validation_fraction: Annotated[float, Field(gt=0, lt=0.5)]
+    # Weight of the convergence term: besides reconstructing its input, the encoder learns to
+    # predict the other modality's clusters of what its items co-occurred with (never a digit
+    # label). 0 trains a plain autoencoder. Audio: the image clusters its clips were seen with (a
+    # plain audio code groups clips by voice before digit). Image: the audio clusters its images
+    # were heard with; the image encoder is then trained twice, first on images alone (whose
+    # clusters the audio head learns), then again with the head (see pipeline.py).
+    convergence_weight: Annotated[float, Field(ge=0, le=100)] = 0.0
 
 
 class AudioAutoencoderConfig(AutoencoderConfig):
-    # Weight of the convergence term: besides reconstructing its log-mel, the audio encoder learns
-    # to predict the image cluster of the images a clip co-occurred with (never a digit label).
-    # 0 trains a plain autoencoder, whose codes group clips by voice before digit.
-    convergence_weight: Annotated[float, Field(ge=0, le=100)] = 0.0
+    """The audio section: the same keys as the image one."""
 
 
 class ClusteringConfig(_Section):

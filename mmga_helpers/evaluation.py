@@ -167,11 +167,15 @@ def cached_clusterer(
     return cached_model(folder, name, stamp, fit, force)
 
 
-def image_clusterer(run: Run, z_image_train: NDArray, force: bool = False) -> Clusterer:
+def image_clusterer(
+    run: Run, z_image_train: NDArray, force: bool = False, unimodal: bool = False
+) -> Clusterer:
     """The image clustering of this seed (``image.npz``), fitted on the training images' codes or
     reused: the model :func:`fit_modality_clusters` fits, so the audio autoencoder's convergence
-    targets and the clustering stage agree."""
-    return cached_clusterer(run, "image", z_image_train, run.cfg.model.clustering.n_clusters, force)[0]
+    targets and the clustering stage agree. ``unimodal`` (with image feedback): the clusters of the
+    first-pass image autoencoder's codes (``image_unimodal.npz``), which the audio head learns."""
+    name = "image_unimodal" if unimodal else "image"
+    return cached_clusterer(run, name, z_image_train, run.cfg.model.clustering.n_clusters, force)[0]
 
 
 def fit_modality_clusters(
@@ -273,17 +277,24 @@ def train_pairs(
 
 def convergence_targets(
     run: Run,
-    image_ids_train: NDArray[np.int64],
+    partner_ids_train: NDArray[np.int64],
     image_digits: ArrayLike,
     audio_digits: ArrayLike,
     mismatch_fraction: float = 0.0,
+    learner: Literal["audio", "image"] = "audio",
 ) -> NDArray[np.float32]:
-    """What the audio encoder's convergence head learns: for each training clip, the distribution
-    of the image clusters of the images it co-occurred with, over the same pairs the brain is fitted
-    on. The images' clusters are unsupervised; the digits only decide what co-occurs."""
+    """What an encoder's convergence head learns, over the same pairs the brain is fitted on. For
+    the audio encoder (``learner="audio"``): for each training clip, the distribution of the image
+    clusters (``partner_ids_train``, one per training image) of the images it co-occurred with; for
+    the image encoder, for each training image, that of the audio clusters (one per training clip)
+    of the clips it was heard with. The partner clusters are unsupervised; the digits only decide
+    what co-occurs."""
     ii, ai = train_pairs(image_digits, audio_digits, run.seed, mismatch_fraction)
     k = run.cfg.model.clustering.n_clusters
-    return cooccurrence_targets(np.asarray(image_ids_train)[ii], ai, len(np.asarray(audio_digits)), k)
+    partner = np.asarray(partner_ids_train)
+    if learner == "audio":
+        return cooccurrence_targets(partner[ii], ai, len(np.asarray(audio_digits)), k)
+    return cooccurrence_targets(partner[ai], ii, len(np.asarray(image_digits)), k)
 
 
 # -- joint clustering ------------------------------------------------------------------------------------
@@ -449,14 +460,20 @@ def cross_modal_figures(
 def mismatched_world(
     run: Run, data: Data, z: Mapping[str, NDArray], clusters: ClusterResult, force: bool = False
 ) -> tuple[dict[str, NDArray], ClusterResult]:
-    """The audio side relearned in the world where 20 % of the pairs are mismatched: the audio
-    autoencoder's convergence head is trained on those pairs (``models/seed<s>/mismatch20/``), its
-    codes are over-clustered again, and the brain is then fitted on the same noisy pairs, so the
-    robustness figure covers every part that learns from co-occurrence."""
-    from mmga_helpers.pipeline import encode, train_audio_autoencoder
+    """The world where 20 % of the pairs are mismatched, relearned: the audio autoencoder's
+    convergence head is trained on those pairs (``models/seed<s>/mismatch20/``) and its codes are
+    over-clustered again; with image feedback the image autoencoder's head is retrained on the same
+    pairs (fed by that world's audio clusters) and the images are clustered again; the brain is
+    then fitted on the noisy pairs, so the robustness figure covers every part that learns from
+    co-occurrence."""
+    from mmga_helpers.pipeline import encode, image_feedback, train_audio_autoencoder, train_image_autoencoder
 
     tag = f"mismatch{round(MISMATCH_FRACTION * 100)}"
-    ae = train_audio_autoencoder(run, data, force, MISMATCH_FRACTION, clusters.ids["image_train"])
+    feedback = image_feedback(run)
+    # the audio head learns the unimodal image clusters (image_train_clusters) under feedback
+    ae = train_audio_autoencoder(
+        run, data, force, MISMATCH_FRACTION, None if feedback else clusters.ids["image_train"]
+    )
     zn = dict(z)
     for split in ("train", "test"):
         zn[f"audio_{split}"] = encode(ae.model.encoder, getattr(data, f"audio_{split}").x)
@@ -465,7 +482,21 @@ def mismatched_world(
     ids = dict(clusters.ids)
     for split in ("train", "test"):
         ids[f"audio_brain_{split}"] = np.asarray(audio_brain.predict(zn[f"audio_{split}"]), np.int64)
-    return zn, replace(clusters, audio_brain=audio_brain, ids=ids)
+    world = replace(clusters, audio_brain=audio_brain, ids=ids)
+    if feedback:  # the image head also learned from the noisy pairs: relearn the image side too
+        image_ae = train_image_autoencoder(run, data, force, MISMATCH_FRACTION)
+        for split in ("train", "test"):
+            zn[f"image_{split}"] = encode(image_ae.model.encoder, getattr(data, f"image_{split}"))
+        n, k_brain = run.cfg.model.clustering.n_clusters, clusters.n_image_brain
+        image, _ = cached_clusterer(run, f"{tag}_image", zn["image_train"], n, force)
+        image_brain = image
+        if k_brain != n:
+            image_brain, _ = cached_clusterer(run, f"{tag}_image_brain", zn["image_train"], k_brain, force)
+        for name, model in (("image", image), ("image_brain", image_brain)):
+            for split in ("train", "test"):
+                ids[f"{name}_{split}"] = np.asarray(model.predict(zn[f"image_{split}"]), np.int64)
+        world = replace(world, image=image, image_brain=image_brain, ids=ids)
+    return zn, world
 
 
 # -- leave one speaker out -----------------------------------------------------------------------------------
@@ -523,6 +554,42 @@ def holdout_fold(
     return cross_modal_accuracy(pred, held_digits, image_counts)
 
 
+@dataclass
+class HoldoutImages:
+    """The image side that the speaker hold-out links held-out voices to: the cluster ids its audio
+    heads learn (``target_ids``), the brain's image clusters (``brain_ids``, ``n_brain``), and the
+    training codes and decoder that :func:`speaker_holdout_see` draws and decodes from."""
+
+    target_ids: NDArray[np.int64]
+    brain_ids: NDArray[np.int64]
+    n_brain: int
+    z_train: NDArray | None = None
+    decoder: Any = None
+
+
+def holdout_images(
+    run: Run, data: Data, z: Mapping[str, NDArray], clusters: ClusterResult, image_ae: Any = None
+) -> HoldoutImages:
+    """The run's own image side, except with image feedback: that image encoder learned audio
+    clusters fitted on every speaker's clips, so the hold-out uses the first-pass image autoencoder
+    trained on images alone, and its clusters, instead; the held-out voice then reaches no part."""
+    from mmga_helpers.pipeline import encode, image_feedback, train_unimodal_image_autoencoder
+
+    if not image_feedback(run):
+        decoder = None if image_ae is None else image_ae.model.decoder
+        return HoldoutImages(
+            clusters.ids["image_train"],
+            clusters.ids["image_brain_train"],
+            clusters.n_image_brain,
+            z.get("image_train"),
+            decoder,
+        )
+    unimodal = train_unimodal_image_autoencoder(run, data)
+    zu = encode(unimodal.model.encoder, data.image_train)
+    ids = np.asarray(image_clusterer(run, zu, unimodal=True).predict(zu), np.int64)
+    return HoldoutImages(ids, ids, run.cfg.model.clustering.n_clusters, zu, unimodal.model.decoder)
+
+
 def speaker_holdout(
     run: Run,
     data: Data,
@@ -531,27 +598,29 @@ def speaker_holdout(
     soft: bool = False,
     speakers: list[str] | None = None,
     recalled: dict[str, tuple[NDArray, NDArray]] | None = None,
+    images: HoldoutImages | None = None,
 ) -> dict[str, float]:
     """Leave-one-speaker-out audio -> image accuracy per speaker: the audio autoencoder is retrained
     on the other speakers' training clips (kept in ``models/seed<s>/loso/<speaker>``), so the
     held-out voice is new to every learned part. ``recalled`` receives each fold's recalled image
-    clusters (see :func:`holdout_fold`), from which :func:`speaker_holdout_see` draws images."""
+    clusters (see :func:`holdout_fold`), from which :func:`speaker_holdout_see` draws images.
+    ``images`` (default: the clusters' own image side) is what held-out voices are linked to."""
     from mmga_helpers.pipeline import encode
     from mmga_helpers.training import train_autoencoder
 
     x, digits, spk, is_train = all_clips(data)
-    counts = cluster_digit_counts(
-        clusters.ids["image_brain_train"], data.image_train_labels, clusters.n_image_brain, 10
-    )
+    if images is None:
+        images = HoldoutImages(
+            clusters.ids["image_train"], clusters.ids["image_brain_train"], clusters.n_image_brain
+        )
+    counts = cluster_digit_counts(images.brain_ids, data.image_train_labels, images.n_brain, 10)
     out = {}
     for speaker in speakers or sorted(np.unique(spk)):
         others = is_train & (spk != speaker)
         held = spk == speaker
         targets = None
         if run.cfg.model.audio_autoencoder.convergence_weight > 0:
-            targets = convergence_targets(
-                run, clusters.ids["image_train"], data.image_train_labels, digits[others]
-            )
+            targets = convergence_targets(run, images.target_ids, data.image_train_labels, digits[others])
         ae = train_autoencoder(
             x[others],
             run.cfg.model.audio_autoencoder,
@@ -564,7 +633,7 @@ def speaker_holdout(
         zf, zh = encode(ae.model.encoder, x[others]), encode(ae.model.encoder, x[held])
         out[speaker] = holdout_fold(
             run,
-            clusters.ids["image_brain_train"],
+            images.brain_ids,
             counts,
             data.image_train_labels,
             zf,
@@ -672,7 +741,10 @@ def evaluate(
     if loso:
         recalled: dict[str, tuple[NDArray, NDArray]] = {}
         with stage_timer(t, "speaker_holdout"):
-            info.speaker_holdout = speaker_holdout(run, data, clusters, force, soft, recalled=recalled)
+            images = holdout_images(run, data, z, clusters, image_ae)
+            info.speaker_holdout = speaker_holdout(
+                run, data, clusters, force, soft, recalled=recalled, images=images
+            )
         out["cross_modal.speaker_holdout_audio_to_image_acc"] = float(
             np.mean(list(info.speaker_holdout.values()))
         )
@@ -681,12 +753,7 @@ def evaluate(
 
             with stage_timer(t, "speaker_holdout_see"):
                 info.speaker_holdout_see = speaker_holdout_see(
-                    run,
-                    z["image_train"],
-                    clusters.ids["image_brain_train"],
-                    image_ae.model.decoder,
-                    train_image_judge(run),
-                    recalled,
+                    run, images.z_train, images.brain_ids, images.decoder, train_image_judge(run), recalled
                 )
             out["generation.speaker_holdout_see_judge_acc"] = float(
                 np.mean(list(info.speaker_holdout_see.values()))

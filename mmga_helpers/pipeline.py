@@ -102,27 +102,90 @@ def stage_timer(timings: dict[str, float], name: str) -> Iterator[None]:
     timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 
 
-def train_image_autoencoder(run: Run, data: Data, force: bool = False):
-    """Train (or reuse) the image autoencoder of this seed on MNIST train."""
+def image_feedback(run: Run) -> bool:
+    """Whether the convergence zone feeds back to the image encoder
+    (``model.image_autoencoder.convergence_weight > 0``): then the image side is trained twice."""
+    return run.cfg.model.image_autoencoder.convergence_weight > 0
+
+
+def _mismatch_folder(run: Run, mismatch_fraction: float) -> Path:
+    """``models/seed<s>``, or ``models/seed<s>/mismatch<pct>`` for the world with mismatched pairs."""
+    return run.models / f"mismatch{round(mismatch_fraction * 100)}" if mismatch_fraction else run.models
+
+
+def train_unimodal_image_autoencoder(run: Run, data: Data, force: bool = False):
+    """The image autoencoder trained on MNIST train images alone (reconstruction only). Its clusters
+    are what the audio encoder's convergence head learns. Without image feedback it is the image
+    autoencoder of the run (``image_autoencoder/``); with it, the first pass
+    (``image_autoencoder_unimodal/``), which also serves the speaker hold-out (no voice reaches it)."""
     from mmga_helpers.training import train_autoencoder
 
+    name = "image_autoencoder_unimodal" if image_feedback(run) else "image_autoencoder"
     return train_autoencoder(
         data.image_train,
-        run.cfg.model.image_autoencoder,
+        run.cfg.model.image_autoencoder.model_copy(update={"convergence_weight": 0.0}),
         "image_autoencoder",
-        run.models / "image_autoencoder",
+        run.models / name,
         seed=run.seed,
         force=force,
     )
 
 
+def train_image_autoencoder(run: Run, data: Data, force: bool = False, mismatch_fraction: float = 0.0):
+    """Train (or reuse) the image autoencoder of this seed on MNIST train: the one that generation,
+    the clusters and the brain use. With image feedback it is trained again, after the audio
+    autoencoder, with a convergence head that learns the audio clusters of the clips each image
+    co-occurred with (:func:`image_convergence_targets`); ``mismatch_fraction > 0`` trains the copy
+    for the mismatched world in ``mismatch<pct>/``."""
+    from mmga_helpers.training import train_autoencoder
+
+    if not image_feedback(run):
+        return train_unimodal_image_autoencoder(run, data, force)
+    return train_autoencoder(
+        data.image_train,
+        run.cfg.model.image_autoencoder,
+        "image_autoencoder",
+        _mismatch_folder(run, mismatch_fraction) / "image_autoencoder",
+        seed=run.seed,
+        force=force,
+        targets=image_convergence_targets(run, data, mismatch_fraction=mismatch_fraction),
+    )
+
+
 def image_train_clusters(run: Run, data: Data) -> np.ndarray:
-    """Cluster ids of the MNIST training images: this seed's image autoencoder (trained or reused)
-    encodes them and the clustering stage's image clusterer (fitted here, or reused) assigns them."""
+    """Cluster ids of the MNIST training images on the unimodal image autoencoder's codes (the
+    image clusterer of the clustering stage when there is no image feedback, ``image_unimodal``
+    otherwise): what the audio encoder's convergence head learns."""
     from mmga_helpers.evaluation import image_clusterer
 
-    z = encode(train_image_autoencoder(run, data).model.encoder, data.image_train)
-    return np.asarray(image_clusterer(run, z).predict(z), np.int64)
+    z = encode(train_unimodal_image_autoencoder(run, data).model.encoder, data.image_train)
+    return np.asarray(image_clusterer(run, z, unimodal=image_feedback(run)).predict(z), np.int64)
+
+
+def audio_train_clusters(run: Run, data: Data, mismatch_fraction: float = 0.0) -> np.ndarray:
+    """Cluster ids (``n_clusters``, the clustering stage's audio clusterer) of the FSDD training
+    clips on this seed's audio autoencoder (the mismatched world's, for ``mismatch_fraction > 0``):
+    what the image encoder's convergence head learns."""
+    from mmga_helpers.evaluation import MISMATCH_FRACTION, cached_clusterer
+
+    ae = train_audio_autoencoder(run, data, mismatch_fraction=mismatch_fraction)
+    z = encode(ae.model.encoder, data.audio_train.x)
+    name = f"mismatch{round(MISMATCH_FRACTION * 100)}_audio" if mismatch_fraction else "audio"
+    clusterer, _ = cached_clusterer(run, name, z, run.cfg.model.clustering.n_clusters)
+    return np.asarray(clusterer.predict(z), np.int64)
+
+
+def image_convergence_targets(
+    run: Run, data: Data, audio_ids_train: np.ndarray | None = None, mismatch_fraction: float = 0.0
+) -> np.ndarray:
+    """The image encoder's convergence targets: for each training image, the distribution of the
+    audio clusters of the clips it co-occurred with, over the pairs the brain is fitted on."""
+    from mmga_helpers.evaluation import convergence_targets
+
+    ids = audio_train_clusters(run, data, mismatch_fraction) if audio_ids_train is None else audio_ids_train
+    return convergence_targets(
+        run, ids, data.image_train_labels, data.audio_train.digits, mismatch_fraction, learner="image"
+    )
 
 
 def audio_convergence_targets(
@@ -146,14 +209,11 @@ def train_audio_autoencoder(
     ``mismatch_fraction > 0`` trains the copy for the mismatched world in ``mismatch<pct>/``."""
     from mmga_helpers.training import train_autoencoder
 
-    folder = run.models / "audio_autoencoder"
-    if mismatch_fraction:
-        folder = run.models / f"mismatch{round(mismatch_fraction * 100)}" / "audio_autoencoder"
     return train_autoencoder(
         data.audio_train.x,
         run.cfg.model.audio_autoencoder,
         "audio_autoencoder",
-        folder,
+        _mismatch_folder(run, mismatch_fraction) / "audio_autoencoder",
         seed=run.seed,
         force=force,
         targets=audio_convergence_targets(run, data, image_ids_train, mismatch_fraction),

@@ -80,12 +80,10 @@ def test_matmul_rate_and_memory() -> None:
 # -- throughput ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("convergence", [False, True])
 def test_training_throughput(convergence: bool) -> None:
-    from mmga_helpers.config import AudioAutoencoderConfig
-
     x = np.random.default_rng(0).random((96, 28, 28, 1), dtype=np.float32)
     cfg = tiny_cfg()
-    if convergence:  # the model as the audio autoencoder trains it: with its convergence head
-        cfg = AudioAutoencoderConfig(**cfg.model_dump(), convergence_weight=1.0)
+    if convergence:  # the model as an encoder with feedback trains it: with its convergence head
+        cfg = cfg.model_copy(update={"convergence_weight": 1.0})
     out = bench.training_throughput(cfg, x, "tiny", rounds=1)
     assert (out["n_train"], out["n_val"], out["batch_size"], out["rounds"]) == (86, 10, 32, 1)
     for key in ("pipeline_samples_per_s", "bare_fit_samples_per_s", "ratio"):

@@ -1,0 +1,135 @@
+"""Image feedback (``model.image_autoencoder.convergence_weight > 0``): the image encoder is trained
+twice, first on images alone (whose clusters the audio head learns), then with a head that learns
+the audio clusters of the clips its images were heard with. Tiny networks on synthetic digits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmga_helpers import evaluation, pipeline
+from mmga_helpers.config import config_from_dict, profile_dict
+from mmga_helpers.features import AudioSet
+from mmga_helpers.io import read_json
+from mmga_helpers.pipeline import Data, Run
+
+SPEAKERS = ("ann", "bob", "cid", "dee", "eve", "fay")
+
+
+def tiny_run(root: Path, image_weight: float = 1.0) -> Run:
+    raw = profile_dict("quick")
+    for section, layers in (("image_autoencoder", [4]), ("audio_autoencoder", [4])):
+        raw["model"][section].update(
+            encoder_layers=layers, decoder_layers=layers, latent_dim=4, epochs=1, batch_size=64
+        )
+    raw["model"]["image_autoencoder"]["convergence_weight"] = image_weight
+    raw["model"]["audio_autoencoder"]["convergence_weight"] = 1.0
+    raw["model"]["clustering"].update(algorithm="kmeans", n_clusters=10, audio_n_clusters=12)
+    return Run(config_from_dict(raw), seed=0, root=root)
+
+
+def digit_data(seed: int = 0) -> Data:
+    """Images and log-mels built from one template per digit, plus noise."""
+    rng = np.random.default_rng(seed)
+    img_t, aud_t = rng.random((10, 28, 28, 1)), rng.random((10, 64, 63, 1))
+
+    def make(templates: np.ndarray, y: np.ndarray) -> np.ndarray:
+        noisy = templates[y] + rng.normal(0, 0.1, (len(y), *templates.shape[1:]))
+        return np.clip(noisy, 0, 1).astype(np.float32)
+
+    yi, yit = rng.integers(0, 10, 600), rng.integers(0, 10, 100)
+    ya = np.tile(np.repeat(np.arange(10), 4), len(SPEAKERS))
+    sa = np.repeat(np.array(SPEAKERS), 40)
+    yat = np.tile(np.arange(10), len(SPEAKERS))
+    sat = np.repeat(np.array(SPEAKERS), 10)
+
+    def clips(y: np.ndarray, s: np.ndarray) -> AudioSet:
+        n = len(y)
+        return AudioSet(make(aud_t, y), np.zeros((n, 8), np.float32), y, s, np.arange(n), np.full(n, 63))
+
+    return Data(make(img_t, yi), yi, make(img_t, yit), yit, clips(ya, sa), clips(yat, sat))
+
+
+@pytest.fixture(scope="module")
+def data() -> Data:
+    return digit_data()
+
+
+def test_image_targets_are_the_audio_clusters_of_the_paired_clips(tmp_path) -> None:
+    """Row ``i`` is the distribution of the audio clusters of the clips image ``i`` was paired with;
+    an image in no pair has a row of zeros (it adds nothing to the cross-entropy)."""
+    run = tiny_run(tmp_path)
+    img_digits = np.repeat(np.arange(10), 30)
+    aud_digits = np.repeat(np.arange(10), 6)
+    audio_ids = (aud_digits + 3) % 10  # a cluster per digit, under other names
+    targets = evaluation.convergence_targets(run, audio_ids, img_digits, aud_digits, learner="image")
+    assert targets.shape == (300, 10)
+    paired = targets.sum(axis=1) > 0
+    assert paired.all()  # 300 images < MAX_TRAIN_PAIRS: every image is in one pair
+    np.testing.assert_allclose(targets.sum(axis=1), 1.0, rtol=1e-6)
+    assert (targets.argmax(axis=1) == (img_digits + 3) % 10).all()
+    image_ids = (img_digits + 5) % 10
+    audio_side = evaluation.convergence_targets(run, image_ids, img_digits, aud_digits)
+    assert audio_side.shape == (60, 10)  # the audio learner's targets: one row per clip
+    assert (audio_side.argmax(axis=1) == (aud_digits + 5) % 10).all()
+
+
+def test_feedback_trains_the_image_side_twice(tmp_path, data) -> None:
+    run = tiny_run(tmp_path)
+    final = pipeline.train_image_autoencoder(run, data)
+    models = run.models
+    unimodal_meta = read_json(models / "image_autoencoder_unimodal" / "meta.json")
+    final_meta = read_json(models / "image_autoencoder" / "meta.json")
+    audio_meta = read_json(models / "audio_autoencoder" / "meta.json")
+    assert "targets_fingerprint" not in unimodal_meta  # images alone
+    assert unimodal_meta["config"]["convergence_weight"] == 0.0
+    assert final_meta["config"]["convergence_weight"] == 1.0
+    assert "targets_fingerprint" in final_meta and "targets_fingerprint" in audio_meta
+    assert "convergence_loss" in final.history
+    # the audio head learned the unimodal image clusters, which are saved apart from the final ones
+    folder = evaluation.cluster_folder(run)
+    assert (folder / "image_unimodal.npz").is_file() and (folder / "audio.npz").is_file()
+    # the image head's targets are those of the audio clusters of the training clips
+    targets = pipeline.image_convergence_targets(run, data)
+    expected = evaluation.convergence_targets(
+        run,
+        pipeline.audio_train_clusters(run, data),
+        data.image_train_labels,
+        data.audio_train.digits,
+        learner="image",
+    )
+    np.testing.assert_array_equal(targets, expected)
+    # a second call reuses everything
+    assert pipeline.train_image_autoencoder(run, data).reused
+
+
+def test_without_feedback_the_image_side_is_trained_once(tmp_path, data) -> None:
+    run = tiny_run(tmp_path, image_weight=0.0)
+    final = pipeline.train_image_autoencoder(run, data)
+    assert not (run.models / "image_autoencoder_unimodal").exists()
+    assert not (run.models / "audio_autoencoder").exists()  # no partner needed
+    assert "targets_fingerprint" not in final.meta
+    assert pipeline.train_unimodal_image_autoencoder(run, data).reused
+
+
+def test_mismatched_world_and_holdout_under_feedback(tmp_path, data) -> None:
+    """The mismatched world retrains the image head on its noisy pairs and clusters the images
+    again; the speaker hold-out links voices to the unimodal image side."""
+    run = tiny_run(tmp_path)
+    image_ae, audio_ae = pipeline.train_autoencoders(run, data)
+    z = pipeline.latents(run, data, image_ae, audio_ae)
+    clusters = evaluation.fit_modality_clusters(run, z)
+    zn, world = evaluation.mismatched_world(run, data, z, clusters)
+    noisy = run.models / "mismatch20"
+    assert (noisy / "image_autoencoder" / "meta.json").is_file()
+    assert (noisy / "audio_autoencoder" / "meta.json").is_file()
+    assert not np.array_equal(zn["image_train"], z["image_train"])
+    assert world.image is not clusters.image and world.image_brain is world.image
+    assert world.ids["image_brain_train"].shape == clusters.ids["image_brain_train"].shape
+    images = evaluation.holdout_images(run, data, z, clusters, image_ae)
+    np.testing.assert_array_equal(images.target_ids, pipeline.image_train_clusters(run, data))
+    assert images.n_brain == run.cfg.model.clustering.n_clusters
+    assert images.z_train.shape == z["image_train"].shape
+    assert not np.array_equal(images.z_train, z["image_train"])  # the first pass's codes
