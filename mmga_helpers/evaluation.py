@@ -899,11 +899,25 @@ def two_d_views(
     sub = np.asarray(x[idx], dtype=np.float64)
     sub = (sub - sub.mean(axis=0)) / np.where(sub.std(axis=0) > 0, sub.std(axis=0), 1.0)
     if method == "umap":
-        import umap
+        import warnings
 
-        emb = umap.UMAP(
-            n_components=2, n_neighbors=15, min_dist=0.1, random_state=seed, n_jobs=1
-        ).fit_transform(sub)
+        import umap
+        from sklearn.neighbors import NearestNeighbors
+
+        # exact neighbours from scikit-learn: umap-learn's own path for small data compiles its
+        # numba kernels in every new process (about 14 s of a notebook); the graph is the same
+        k = min(15, len(sub) - 1)
+        dist, ind = NearestNeighbors(n_neighbors=k).fit(sub).kneighbors(sub)
+        with warnings.catch_warnings():  # no search index: this view never transforms new points
+            warnings.filterwarnings("ignore", message=".*knn_search_index.*")
+            emb = umap.UMAP(
+                n_components=2,
+                n_neighbors=k,
+                min_dist=0.1,
+                random_state=seed,
+                n_jobs=1,
+                precomputed_knn=(ind, dist, None),
+            ).fit_transform(sub)
     elif method == "tsne":
         from sklearn.manifold import TSNE
 

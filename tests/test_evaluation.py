@@ -392,3 +392,23 @@ def test_speaker_holdout_see_draws_inside_the_recalled_clusters(tmp_path) -> Non
     }
     out = evaluation.speaker_holdout_see(make_run(tmp_path), z, ids, Decoder(), judge, recalled)
     assert out == {"ann": 1.0, "bob": 0.0}
+
+
+@pytest.mark.parametrize("method", ["umap", "tsne"])
+def test_two_d_views_keep_separated_blobs_apart(method: str) -> None:
+    """A seeded subsample of ``max_points`` rows, embedded in 2-D with the blobs still apart: each
+    point's nearest embedded neighbour is of its own blob."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 150)
+    x = rng.normal(0, 8, (4, 12))[labels] + rng.normal(0, 0.5, (600, 12))
+    xy, idx = evaluation.two_d_views(x, method, seed=1, max_points=400)
+    assert xy.shape == (400, 2) and np.isfinite(xy).all()
+    assert len(np.unique(idx)) == 400 and (np.diff(idx) > 0).all()
+    again, idx2 = evaluation.two_d_views(x, method, seed=1, max_points=400)
+    np.testing.assert_array_equal(idx, idx2)
+    np.testing.assert_allclose(xy, again)  # seeded: the same view twice
+    d = ((xy[:, None] - xy[None]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    assert (labels[idx][d.argmin(axis=1)] == labels[idx]).mean() > 0.98
+    with pytest.raises(ValueError, match="umap' or 'tsne"):
+        evaluation.two_d_views(x, "pca", seed=1)  # type: ignore[arg-type]
