@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= quick
 export MMGA_DATA_DIR ?= $(if $(wildcard ../shared/data),../shared/data,)
-export NUMBA_CACHE_DIR ?= $(CURDIR)/outputs/.numba_cache
+# numba caches compiled kernels beside the packages they come from; make venv compiles them once
+export NUMBA_CACHE_DIR ?= $(CURDIR)/$(VENV)/numba_cache
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: venv report test lint bench lock clean chromium
@@ -17,6 +18,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(BIN)/nbstripout --install 2>/dev/null || true
+	$(BIN)/python -m mmga_helpers.warmup
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -119,6 +119,7 @@ class EvaluationConfig(_Section):
     baselines: bool  # PCA + k-means on pixels, MFCC statistics + k-means on audio, side by side
     max_hear_items: PosInt | None  # MNIST test images heard for the judged score (None: all)
     view_points: Annotated[int, Field(ge=50)] = 2000  # test latents per 2-D UMAP / t-SNE view
+    audio_judge_epochs: PosInt = 30  # at most, with early stopping on a part of FSDD train
 
 
 class Config(_Section):

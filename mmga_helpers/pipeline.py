@@ -277,7 +277,8 @@ def train_audio_judge(run: Run, data: Data, force: bool = False):
     vocoded = unit_logmel_to_waves(at.x, run.cfg, at.frames, seed=0)
     waves = np.concatenate([at.waves, vocoded])
     digits = np.concatenate([at.digits, at.digits])
-    return train_judge("audio", waves, digits, run.judges_dir, seed=0, epochs=30, force=force)
+    epochs = run.cfg.evaluation.audio_judge_epochs
+    return train_judge("audio", waves, digits, run.judges_dir, seed=0, epochs=epochs, force=force)
 
 
 def train_judges(run: Run, data: Data, force: bool = False):
