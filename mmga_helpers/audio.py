@@ -206,7 +206,9 @@ def logmel(batch: np.ndarray, cfg: FsddConfig, frames_first: bool = False) -> np
     batch = np.asarray(batch, dtype=np.float32)
     pad = cfg.n_fft // 2
     basis_t = np.ascontiguousarray(_mel_basis(cfg).T, dtype=np.float32)  # [bins, mels]
-    floor = np.float32(10.0) * np.log10(np.maximum(np.zeros(1, np.float32), AMIN))[0]  # dB of silence
+    # dB of silence, exactly: float32 log10 of AMIN gives -80.00001 on CPUs whose numpy takes the
+    # AVX-512 path (seen on this project's machine), -80.0 on others
+    floor = np.float32(DB_FLOOR)
     by_frame = np.full((len(batch), cfg.n_frames, cfg.n_mels), floor, dtype=np.float32)
     keep = np.arange(cfg.n_frames)[None, :] < sounding_frames(batch, cfg)[:, None]  # [N, frames]
     for lo in range(0, len(batch), _CHUNK):
@@ -220,6 +222,7 @@ def logmel(batch: np.ndarray, cfg: FsddConfig, frames_first: bool = False) -> np
         np.maximum(mel, AMIN, out=mel)
         np.log10(mel, out=mel)
         mel *= 10.0
+        np.maximum(mel, floor, out=mel)
         by_frame[lo : lo + _CHUNK][keep[lo : lo + _CHUNK]] = mel
     return by_frame if frames_first else np.ascontiguousarray(np.swapaxes(by_frame, 1, 2))
 
