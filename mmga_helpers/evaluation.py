@@ -604,15 +604,13 @@ def speaker_holdout(
     on the other speakers' training clips (kept in ``models/seed<s>/loso/<speaker>``), so the
     held-out voice is new to every learned part. ``recalled`` receives each fold's recalled image
     clusters (see :func:`holdout_fold`), from which :func:`speaker_holdout_see` draws images.
-    ``images`` (default: the clusters' own image side) is what held-out voices are linked to."""
+    ``images`` (default: :func:`holdout_images`) is what held-out voices are linked to."""
     from mmga_helpers.pipeline import encode
     from mmga_helpers.training import train_autoencoder
 
     x, digits, spk, is_train = all_clips(data)
     if images is None:
-        images = HoldoutImages(
-            clusters.ids["image_train"], clusters.ids["image_brain_train"], clusters.n_image_brain
-        )
+        images = holdout_images(run, data, {}, clusters)
     counts = cluster_digit_counts(images.brain_ids, data.image_train_labels, images.n_brain, 10)
     out = {}
     for speaker in speakers or sorted(np.unique(spk)):
