@@ -66,6 +66,12 @@ TARGETS: dict[str, str] = {
 }
 
 
+def mismatch_tag(fraction: float = MISMATCH_FRACTION) -> str:
+    """``"mismatch20"`` for 20 % mismatched pairs: the name of that world's models, clusters, brain
+    and figures."""
+    return f"mismatch{round(fraction * 100)}"
+
+
 # -- stamps and the cluster folder ---------------------------------------------------------------------
 def array_stamp(*arrays: ArrayLike, extra: Any = None) -> str:
     """A short sha256 of the arrays' shapes, dtypes and bytes (and of ``extra``, JSON-encoded)."""
@@ -441,7 +447,7 @@ def cross_modal_figures(
     the two brains are saved as ``<save_as>.npz`` and ``<save_as>_mismatch20.npz``. ``noisy_world``
     (latents and clusters from :func:`mismatched_world`) replaces ``z`` and ``clusters`` for the
     mismatched brain when the audio encoder itself learned from the pairs."""
-    tag = f"mismatch{round(MISMATCH_FRACTION * 100)}"
+    tag = mismatch_tag()
     clean = cross_modal(run, data, z, clusters, soft=soft, save_as=save_as)
     zn, cn = noisy_world if noisy_world is not None else (z, clusters)
     noisy = cross_modal(
@@ -468,7 +474,7 @@ def mismatched_world(
     co-occurrence."""
     from mmga_helpers.pipeline import encode, image_feedback, train_audio_autoencoder, train_image_autoencoder
 
-    tag = f"mismatch{round(MISMATCH_FRACTION * 100)}"
+    tag = mismatch_tag()
     feedback = image_feedback(run)
     # the audio head learns the unimodal image clusters (image_train_clusters) under feedback
     ae = train_audio_autoencoder(
@@ -573,7 +579,7 @@ def holdout_images(
     """The run's own image side, except with image feedback: that image encoder learned audio
     clusters fitted on every speaker's clips, so the hold-out uses the first-pass image autoencoder
     trained on images alone, and its clusters, instead; the held-out voice then reaches no part."""
-    from mmga_helpers.pipeline import encode, image_feedback, train_unimodal_image_autoencoder
+    from mmga_helpers.pipeline import image_feedback, unimodal_image_side
 
     if not image_feedback(run):
         decoder = None if image_ae is None else image_ae.model.decoder
@@ -584,9 +590,7 @@ def holdout_images(
             z.get("image_train"),
             decoder,
         )
-    unimodal = train_unimodal_image_autoencoder(run, data)
-    zu = encode(unimodal.model.encoder, data.image_train)
-    ids = np.asarray(image_clusterer(run, zu, unimodal=True).predict(zu), np.int64)
+    unimodal, zu, ids = unimodal_image_side(run, data)
     return HoldoutImages(ids, ids, run.cfg.model.clustering.n_clusters, zu, unimodal.model.decoder)
 
 

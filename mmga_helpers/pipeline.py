@@ -110,7 +110,9 @@ def image_feedback(run: Run) -> bool:
 
 def _mismatch_folder(run: Run, mismatch_fraction: float) -> Path:
     """``models/seed<s>``, or ``models/seed<s>/mismatch<pct>`` for the world with mismatched pairs."""
-    return run.models / f"mismatch{round(mismatch_fraction * 100)}" if mismatch_fraction else run.models
+    from mmga_helpers.evaluation import mismatch_tag
+
+    return run.models / mismatch_tag(mismatch_fraction) if mismatch_fraction else run.models
 
 
 def train_unimodal_image_autoencoder(run: Run, data: Data, force: bool = False):
@@ -152,25 +154,33 @@ def train_image_autoencoder(run: Run, data: Data, force: bool = False, mismatch_
     )
 
 
-def image_train_clusters(run: Run, data: Data) -> np.ndarray:
-    """Cluster ids of the MNIST training images on the unimodal image autoencoder's codes (the
-    image clusterer of the clustering stage when there is no image feedback, ``image_unimodal``
-    otherwise): what the audio encoder's convergence head learns."""
+def unimodal_image_side(run: Run, data: Data):
+    """The unimodal image autoencoder (trained or reused), its codes of the MNIST training images and
+    their cluster ids (the clustering stage's image clusterer when there is no image feedback,
+    ``image_unimodal`` otherwise). Returns ``(trained, z_train, ids)``."""
     from mmga_helpers.evaluation import image_clusterer
 
-    z = encode(train_unimodal_image_autoencoder(run, data).model.encoder, data.image_train)
-    return np.asarray(image_clusterer(run, z, unimodal=image_feedback(run)).predict(z), np.int64)
+    trained = train_unimodal_image_autoencoder(run, data)
+    z = encode(trained.model.encoder, data.image_train)
+    ids = np.asarray(image_clusterer(run, z, unimodal=image_feedback(run)).predict(z), np.int64)
+    return trained, z, ids
+
+
+def image_train_clusters(run: Run, data: Data) -> np.ndarray:
+    """Cluster ids of the MNIST training images on the unimodal image autoencoder's codes
+    (:func:`unimodal_image_side`): what the audio encoder's convergence head learns."""
+    return unimodal_image_side(run, data)[2]
 
 
 def audio_train_clusters(run: Run, data: Data, mismatch_fraction: float = 0.0) -> np.ndarray:
     """Cluster ids (``n_clusters``, the clustering stage's audio clusterer) of the FSDD training
     clips on this seed's audio autoencoder (the mismatched world's, for ``mismatch_fraction > 0``):
     what the image encoder's convergence head learns."""
-    from mmga_helpers.evaluation import MISMATCH_FRACTION, cached_clusterer
+    from mmga_helpers.evaluation import cached_clusterer, mismatch_tag
 
     ae = train_audio_autoencoder(run, data, mismatch_fraction=mismatch_fraction)
     z = encode(ae.model.encoder, data.audio_train.x)
-    name = f"mismatch{round(MISMATCH_FRACTION * 100)}_audio" if mismatch_fraction else "audio"
+    name = f"{mismatch_tag(mismatch_fraction)}_audio" if mismatch_fraction else "audio"
     clusterer, _ = cached_clusterer(run, name, z, run.cfg.model.clustering.n_clusters)
     return np.asarray(clusterer.predict(z), np.int64)
 
