@@ -101,6 +101,8 @@ DESCRIPTIONS: dict[str, str] = {
     "generation": "generated samples read by the independent judges",
     "generation.diversity_ratio_image": "spread of generated images / spread of real ones, per digit",
     "generation.diversity_ratio_audio": "spread of generated log-mels / spread of real ones, per digit",
+    "generation.argmax": "hear() with mode='argmax' (always the strongest link: one voice cluster "
+    "per image cluster), for comparison",
     "generation.speaker_holdout_see_judge_acc": "see() on held-out speakers' clips, judged (mean over "
     "the folds)",
     "baseline": "the same figure for PCA + k-means (images) and MFCC statistics + k-means (audio)",

@@ -58,11 +58,13 @@ class ConvergenceDivergenceZone(BaseEstimator):
         n_audio_clusters: int | None = None,
         convergence_threshold: float = 0.5,
         smoothing: float = 1e-3,
+        link_threshold: float = DEFAULT_LINK_THRESHOLD,
     ) -> None:
         self.n_image_clusters = n_image_clusters
         self.n_audio_clusters = n_audio_clusters
         self.convergence_threshold = convergence_threshold
         self.smoothing = smoothing
+        self.link_threshold = link_threshold
 
     # -- learning ---------------------------------------------------------------------------------
     def _check_params(self) -> None:
@@ -70,6 +72,8 @@ class ConvergenceDivergenceZone(BaseEstimator):
             raise ValueError(f"convergence_threshold must be in (0, 1]; got {self.convergence_threshold!r}")
         if not self.smoothing >= 0:
             raise ValueError(f"smoothing must be >= 0; got {self.smoothing!r}")
+        if not 0 <= self.link_threshold < 1:
+            raise ValueError(f"link_threshold must be in [0, 1); got {self.link_threshold!r}")
         for name in ("n_image_clusters", "n_audio_clusters"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int | np.integer) or value < 1):
@@ -138,12 +142,13 @@ class ConvergenceDivergenceZone(BaseEstimator):
     def one_to_many(
         self, threshold: float | None = None, direction: Direction = "image_to_audio"
     ) -> pd.DataFrame:
-        """Every link ``source -> target`` with strength >= ``threshold`` (default 0.1): several
-        targets per source show where one meaning spreads over several clusters."""
+        """Every link ``source -> target`` with strength >= ``threshold`` (default
+        ``link_threshold``): several targets per source show where one meaning spreads over
+        several clusters."""
         check_is_fitted(self)
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}; got {direction!r}")
-        thr = self._threshold(threshold, DEFAULT_LINK_THRESHOLD)
+        thr = self._threshold(threshold, self.link_threshold)
         strengths = self.strengths_[direction]
         counts = self.counts_ if direction == "image_to_audio" else self.counts_.T
         src, tgt = np.nonzero(strengths >= thr)
@@ -208,9 +213,12 @@ class ConvergenceDivergenceZone(BaseEstimator):
             raise ValueError(f"{name} holds id {ids.max()}, but the brain knows only {p.shape[0]} clusters")
         if mode == "argmax":
             return p.argmax(axis=1)[ids]
-        if mode == "sample":
+        if mode == "sample":  # among the one-to-many table's links: weaker ones are noise
             rng = np.random.default_rng(random_state)
-            cdf = np.cumsum(p, axis=1)[ids]
+            links = np.where(p >= self.link_threshold, p, 0.0)
+            rows = np.arange(len(p))
+            links[rows, p.argmax(axis=1)] = p[rows, p.argmax(axis=1)]  # a source always has one
+            cdf = np.cumsum(links, axis=1)[ids]
             u = rng.random(ids.size)[:, None] * cdf[:, -1:]
             return np.minimum((cdf <= u).sum(axis=1), p.shape[1] - 1).astype(np.int64)
         raise ValueError(f"mode must be 'argmax' or 'sample'; got {mode!r}")
@@ -218,8 +226,9 @@ class ConvergenceDivergenceZone(BaseEstimator):
     def predict_audio(
         self, image_clusters: ArrayLike, mode: Mode = "argmax", random_state: Any = None
     ) -> NDArray[np.int64]:
-        """The audio cluster each image cluster evokes: the strongest (``argmax``) or one drawn with
-        probability equal to the strength (``sample``, which reproduces one-to-many variety)."""
+        """The audio cluster each image cluster evokes: the strongest (``argmax``) or one drawn from
+        the one-to-many table (links >= ``link_threshold``) with probability proportional to the
+        strength (``sample``, which reproduces one-to-many variety: several voices for one digit)."""
         return self._recall(image_clusters, "image_to_audio", mode, random_state)
 
     def predict_image(
@@ -241,6 +250,7 @@ class ConvergenceDivergenceZone(BaseEstimator):
             params[key] = None if params[key] is None else int(params[key])
         params["convergence_threshold"] = float(params["convergence_threshold"])
         params["smoothing"] = float(params["smoothing"])
+        params["link_threshold"] = float(params["link_threshold"])
         return write_model(path, type(self).__name__, params, {"counts_": self.counts_})
 
     @classmethod

@@ -52,7 +52,12 @@ class AutoencoderConfig(_Section):
 
 
 class AudioAutoencoderConfig(AutoencoderConfig):
-    """The audio section: the same keys as the image one."""
+    """The audio section: the image one's keys, plus ``frequency_warp``."""
+
+    # Vocal-tract-length perturbation while training: each batch's log-mels are stretched or
+    # squeezed along the mel axis by up to this fraction (0.1: factors 0.9-1.1), so the code learns
+    # digits from formant patterns rather than from one voice's formant positions. 0 turns it off.
+    frequency_warp: Annotated[float, Field(ge=0, lt=0.5)] = 0.0
 
 
 class ClusteringConfig(_Section):

@@ -5,9 +5,10 @@
     >>> waves = m.hear(images)                    # [N, 28, 28] -> list of float32 waves at 8 kHz
     >>> imgs = m.see(waves, sample_rate=16000)    # clips at any rate -> float32 [N, 28, 28] in [0, 1]
 
-The path is: encoder -> cluster -> the brain (the strongest association, or one drawn by strength)
--> a latent drawn *inside* the other modality's cluster (a random mix of two training latents of
-that cluster, so repeated calls vary; ``seed`` makes them repeatable) -> decoder -> for audio,
+The path is: encoder -> cluster -> the brain (one link drawn by strength from its one-to-many
+table, the default, or the strongest association)
+-> a latent drawn *inside* the other modality's cluster (the code of one of its training members,
+drawn uniformly, so repeated calls vary; ``seed`` makes them repeatable) -> decoder -> for audio,
 Griffin-Lim back to a waveform. A run folder is usable only with its manifest ``mmga.json``,
 written by :func:`export_generator` once every artefact is complete; the manifest records the
 configuration, and a folder whose models were made under another configuration is refused.
@@ -187,8 +188,12 @@ class MMGA:
         self._calls += 1  # repeated calls vary, yet a fresh MMGA replays the same sequence
         return np.random.default_rng([self.seed, self._calls])
 
-    def hear(self, images: np.ndarray, seed: int | None = None, mode: Mode = "argmax") -> list[np.ndarray]:
-        """Images ``[N, 28, 28]`` (uint8 or float) -> one float32 waveform at 8 kHz each."""
+    def hear(self, images: np.ndarray, seed: int | None = None, mode: Mode = "sample") -> list[np.ndarray]:
+        """Images ``[N, 28, 28]`` (uint8 or float) -> one float32 waveform at 8 kHz each.
+
+        ``mode="sample"`` (the default) draws the audio cluster from the brain's one-to-many table,
+        so one digit is heard in the several voices it co-occurred with; ``"argmax"`` always takes
+        the strongest link, which is one voice cluster per image cluster."""
         rng = self._rng(seed)
         clusters = self.image_clusters(images)
         targets = self._p["brain"].predict_audio(clusters, mode=mode, random_state=rng.integers(2**31))
@@ -202,9 +207,10 @@ class MMGA:
         waves: list[np.ndarray] | np.ndarray,
         sample_rate: int = 8000,
         seed: int | None = None,
-        mode: Mode = "argmax",
+        mode: Mode = "sample",
     ) -> np.ndarray:
-        """Clips (1-D arrays at ``sample_rate``) -> float32 images ``[N, 28, 28]`` in [0, 1]."""
+        """Clips (1-D arrays at ``sample_rate``) -> float32 images ``[N, 28, 28]`` in [0, 1]
+        (``mode`` as in :meth:`hear`)."""
         rng = self._rng(seed)
         clusters = self.audio_clusters(waves, sample_rate)
         targets = self._p["brain"].predict_image(clusters, mode=mode, random_state=rng.integers(2**31))
@@ -296,7 +302,8 @@ def diversity_ratio(
 
 def generation_metrics(m: MMGA, data, judges, seed: int = 0, max_hear: int | None = None) -> dict[str, float]:
     """``see`` on FSDD official test clips read by the MNIST judge; ``hear`` on MNIST test images read
-    by the FSDD judge; diversity of both against real samples of the same digit."""
+    by the FSDD judge; diversity of both against real samples of the same digit. The API's default
+    mode is scored; ``generation.argmax.*`` scores ``hear`` with the strongest link only."""
     image_judge, audio_judge = judges
     at = data.audio_test
     seen = m.see(list(at.waves), sample_rate=m.cfg.data.fsdd.sample_rate, seed=seed)
@@ -306,7 +313,11 @@ def generation_metrics(m: MMGA, data, judges, seed: int = 0, max_hear: int | Non
     heard = np.stack(m.hear(xt, seed=seed))
     heard_mels = waves_to_unit_logmel(heard, m.cfg)[0][..., 0]  # the space the real ones are in
     real_mels = at.x[..., 0]
+    strongest = np.stack(m.hear(xt, seed=seed, mode="argmax"))
+    strongest_mels = waves_to_unit_logmel(strongest, m.cfg)[0][..., 0]
     return {
+        "generation.argmax.hear_judge_acc": audio_judge.accuracy(strongest, yt),
+        "generation.argmax.diversity_ratio_audio": diversity_ratio(strongest_mels, real_mels, yt, at.digits),
         "generation.see_judge_acc": image_judge.accuracy(seen, at.digits),
         "generation.hear_judge_acc": audio_judge.accuracy(heard, yt),
         "generation.diversity_ratio_image": diversity_ratio(

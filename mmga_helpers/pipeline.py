@@ -137,8 +137,10 @@ def train_image_autoencoder(run: Run, data: Data, force: bool = False, mismatch_
     """Train (or reuse) the image autoencoder of this seed on MNIST train: the one that generation,
     the clusters and the brain use. With image feedback it is trained again, after the audio
     autoencoder, with a convergence head that learns the audio clusters of the clips each image
-    co-occurred with (:func:`image_convergence_targets`); ``mismatch_fraction > 0`` trains the copy
-    for the mismatched world in ``mismatch<pct>/``."""
+    co-occurred with (:func:`image_convergence_targets`), starting from the first pass's weights: the
+    feedback refines a code that already reconstructs, instead of trading reconstruction for the
+    partner's clusters from scratch. ``mismatch_fraction > 0`` trains the copy for the mismatched
+    world in ``mismatch<pct>/``."""
     from mmga_helpers.training import train_autoencoder
 
     if not image_feedback(run):
@@ -151,6 +153,7 @@ def train_image_autoencoder(run: Run, data: Data, force: bool = False, mismatch_
         seed=run.seed,
         force=force,
         targets=image_convergence_targets(run, data, mismatch_fraction=mismatch_fraction),
+        init=train_unimodal_image_autoencoder(run, data),
     )
 
 

@@ -17,6 +17,7 @@ is removed once the finished artefacts are written.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import time
 import warnings
@@ -74,15 +75,58 @@ def make_dataset(
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def warp_frequency_axis(x, alpha):
+    """Each item's first (frequency) axis resampled by its factor ``alpha`` (linear interpolation,
+    the top bin repeated past the edge): a vocal-tract-length perturbation on log-mel images, which
+    moves formants as a shorter or longer voice would. ``x``: ``[B, F, T, C]``; ``alpha``: ``[B]``."""
+    import tensorflow as tf
+
+    n = tf.shape(x)[1]
+    top = tf.cast(n - 1, tf.float32)
+    pos = tf.clip_by_value(tf.range(n, dtype=tf.float32)[None, :] / alpha[:, None], 0.0, top)
+    lo = tf.cast(tf.floor(pos), tf.int32)
+    hi = tf.minimum(lo + 1, n - 1)
+    frac = (pos - tf.cast(lo, tf.float32))[:, :, None, None]
+    below = tf.gather(x, lo, axis=1, batch_dims=1)
+    above = tf.gather(x, hi, axis=1, batch_dims=1)
+    return below * (1.0 - frac) + above * frac
+
+
+def _with_warp(ds, max_warp: float, seed: int):
+    """Warp every training batch by factors drawn uniformly in ``[1 - max_warp, 1 + max_warp]``;
+    the draws are stateless, keyed by seed and batch number, so a resumed run replays them. The
+    autoencoder reconstructs the warped input (a voice it could have heard); targets are unchanged."""
+    import tensorflow as tf
+
+    def warp(step, batch):
+        x, y = batch
+        alpha = tf.random.stateless_uniform(
+            tf.shape(x)[:1], seed=tf.stack([tf.cast(seed, tf.int64), step]),
+            minval=1.0 - max_warp, maxval=1.0 + max_warp,
+        )
+        xw = warp_frequency_axis(x, alpha)
+        return xw, (xw if not isinstance(y, dict) else {**y, "reconstruction": xw})
+
+    return ds.enumerate().map(warp, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
 def epoch_dataset(
-    x: np.ndarray, batch_size: int, seed: int, start_epoch: int = 0, targets: np.ndarray | None = None
+    x: np.ndarray,
+    batch_size: int,
+    seed: int,
+    start_epoch: int = 0,
+    targets: np.ndarray | None = None,
+    max_warp: float = 0.0,
 ):
     """Training batches for ``fit(..., steps_per_epoch=steps)``: one endless iterator whose k-th
     epoch is the k-th seeded reshuffle, so that resuming at ``start_epoch`` (skipping the batches of
     the completed epochs) replays exactly the orders an uninterrupted run would see, whatever Keras
-    does with iterators between epochs. Returns ``(dataset, steps)``."""
+    does with iterators between epochs. ``max_warp > 0`` perturbs the frequency axis of every batch
+    (:func:`warp_frequency_axis`). Returns ``(dataset, steps)``."""
     steps = -(-len(x) // batch_size)
     ds = make_dataset(x, batch_size, seed, shuffle=True, targets=targets).repeat()
+    if max_warp > 0:
+        ds = _with_warp(ds, max_warp, seed)
     if start_epoch:
         ds = ds.skip(start_epoch * steps)
     return ds, steps
@@ -231,7 +275,12 @@ class TrainedAutoencoder:
 
 
 def _meta(
-    cfg: AutoencoderConfig, name: str, x: np.ndarray, seed: int, targets: np.ndarray | None = None
+    cfg: AutoencoderConfig,
+    name: str,
+    x: np.ndarray,
+    seed: int,
+    targets: np.ndarray | None = None,
+    init: TrainedAutoencoder | None = None,
 ) -> dict[str, Any]:
     meta = {
         "name": name,
@@ -241,6 +290,8 @@ def _meta(
     }
     if targets is not None:
         meta["targets_fingerprint"] = data_fingerprint(np.asarray(targets, np.float32))
+    if init is not None:
+        meta["init"] = init_stamp(init)
     return meta
 
 
@@ -251,7 +302,7 @@ def check_meta(folder: Path, expected: dict[str, Any]) -> bool:
     if not meta_path.is_file() or not all((folder / f"{p}.keras").is_file() for p in PARTS):
         return False
     found = read_json(meta_path)
-    keys = ("name", "config", "data_fingerprint", "seed", "targets_fingerprint")
+    keys = ("name", "config", "data_fingerprint", "seed", "targets_fingerprint", "init")
     diffs = [k for k in keys if found.get(k) != expected.get(k)]
     if diffs:
         raise ArtefactMismatch(
@@ -269,13 +320,31 @@ def load_autoencoder(folder: Path) -> Autoencoder:
     return Autoencoder(enc, dec, keras.Model(inp, dec(enc(inp)), name=folder.name))
 
 
-def _fresh_model(cfg: AutoencoderConfig, name: str, seed: int, n_partner_clusters: int = 0) -> Autoencoder:
+def _fresh_model(
+    cfg: AutoencoderConfig,
+    name: str,
+    seed: int,
+    n_partner_clusters: int = 0,
+    init: TrainedAutoencoder | None = None,
+) -> Autoencoder:
     seed_everything(seed)
     ae = build_autoencoder(cfg, name)
+    if init is not None:
+        ae.encoder.set_weights(init.model.encoder.get_weights())
+        ae.decoder.set_weights(init.model.decoder.get_weights())
     if n_partner_clusters:
         ae = add_convergence_head(ae, n_partner_clusters)
     compile_autoencoder(ae, cfg)
     return ae
+
+
+def init_stamp(init: TrainedAutoencoder | None) -> str | None:
+    """What a warm-started model started from: a hash of the starting model's meta.json (which
+    changes with every retraining of it), so a reused model is one grown from the same start."""
+    if init is None:
+        return None
+    blob = json.dumps(init.meta, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def _check_targets(cfg: AutoencoderConfig, name: str, x: np.ndarray, targets: np.ndarray | None) -> None:
@@ -307,6 +376,7 @@ def train_autoencoder(
     verbose: bool = True,
     callbacks: Sequence[Any] = (),
     targets: np.ndarray | None = None,
+    init: TrainedAutoencoder | None = None,
 ) -> TrainedAutoencoder:
     """Fit on ``x_train`` (validation carved from it), save atomically, or reuse a finished model.
 
@@ -314,13 +384,14 @@ def train_autoencoder(
     from its last completed epoch (``force`` starts afresh). ``callbacks`` are extra Keras callbacks,
     called after the checkpoint of each epoch is written. ``targets`` (``[N, k]``, each row the
     distribution of the partner clusters that item co-occurred with) are required when the config
-    has ``convergence_weight > 0``: the model is then fitted with a convergence head."""
+    has ``convergence_weight > 0``: the model is then fitted with a convergence head. ``init`` (a
+    trained autoencoder of the same architecture) warm-starts encoder and decoder from its weights."""
     import keras
 
     folder = Path(folder)
     _check_targets(cfg, name, x_train, targets)
     n_partner = 0 if targets is None else int(np.asarray(targets).shape[1])
-    expected = _meta(cfg, name, x_train, seed, targets)
+    expected = _meta(cfg, name, x_train, seed, targets, init)
     if not force and check_meta(folder, expected):
         return TrainedAutoencoder(
             load_autoencoder(folder),
@@ -332,7 +403,7 @@ def train_autoencoder(
     if force:
         shutil.rmtree(folder / CHECKPOINT_DIR, ignore_errors=True)
     resume = read_checkpoint(folder, expected)
-    ae = _fresh_model(cfg, name, seed, n_partner)
+    ae = _fresh_model(cfg, name, seed, n_partner, init)
     if resume is not None:
         try:
             model = ae.fitted
@@ -347,11 +418,12 @@ def train_autoencoder(
             )
             shutil.rmtree(folder / CHECKPOINT_DIR, ignore_errors=True)
             resume = None
-            ae = _fresh_model(cfg, name, seed, n_partner)
+            ae = _fresh_model(cfg, name, seed, n_partner, init)
     start_epoch = resume.epoch if resume else 0
     tr, va = train_val_split(len(x_train), cfg.validation_fraction, seed)
     t_tr, t_va = (None, None) if targets is None else (targets[tr], targets[va])
-    train_ds, steps = epoch_dataset(x_train[tr], cfg.batch_size, seed, start_epoch, t_tr)
+    max_warp = float(getattr(cfg, "frequency_warp", 0.0))
+    train_ds, steps = epoch_dataset(x_train[tr], cfg.batch_size, seed, start_epoch, t_tr, max_warp)
     val_ds = make_dataset(x_train[va], cfg.batch_size, None, shuffle=False, targets=t_va)
     early = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=cfg.patience, restore_best_weights=True

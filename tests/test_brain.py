@@ -109,6 +109,23 @@ def test_sampling_follows_strengths(one_to_many):
     np.testing.assert_array_equal(brain.predict_image([0, 1, 2]), [0, 0, 1])
 
 
+def test_sampling_draws_from_the_one_to_many_table():
+    """A link weaker than ``link_threshold`` (one stray pair in a hundred) is never drawn; a source
+    whose links are all weak still evokes its strongest partner."""
+    img = np.r_[np.zeros(99, int), 0, np.ones(10, int)]
+    aud = np.r_[np.arange(99) % 3, 3, np.arange(10) % 10]  # image 0: 1/3 each to 0-2, 1 % to 3
+    brain = ConvergenceDivergenceZone(n_audio_clusters=10, link_threshold=0.1).fit(img, aud)
+    drawn = brain.predict_audio(np.zeros(3000, dtype=int), mode="sample", random_state=1)
+    assert set(np.unique(drawn)) == {0, 1, 2}
+    spread = brain.predict_audio(np.ones(100, dtype=int), mode="sample", random_state=1)
+    assert set(np.unique(spread)) <= set(range(10))  # strengths 0.1 each: all at the threshold
+    weak = ConvergenceDivergenceZone(n_audio_clusters=10, link_threshold=0.5).fit(img, aud)
+    lone = weak.predict_audio(np.ones(50, dtype=int), mode="sample", random_state=1)
+    np.testing.assert_array_equal(lone, weak.predict_audio(np.ones(50, dtype=int)))
+    with pytest.raises(ValueError, match="link_threshold"):
+        ConvergenceDivergenceZone(link_threshold=1.0).fit(img, aud)
+
+
 def test_save_load_round_trip(planted, tmp_path: Path):
     brain, _ = planted
     back = ConvergenceDivergenceZone.load(brain.save(tmp_path / "brain.npz"))

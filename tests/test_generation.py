@@ -349,3 +349,46 @@ def test_latent_bank_draws_members_of_the_target_cluster() -> None:
     assert len(np.unique(member)) > 40  # repeated draws vary over the members, not one template
     with pytest.raises(RunFolderError, match=r"clusters \[7\]"):
         bank.draw(np.array([7]), rng)
+
+
+def test_default_mode_draws_from_the_one_to_many_table(m, fake_run) -> None:
+    """``hear``/``see`` default to drawing from the brain's table; ``mode="argmax"`` is the strongest
+    link. generation_metrics scores the default and, under ``generation.argmax``, the strongest."""
+    from mmga_helpers.features import waves_to_unit_logmel
+    from mmga_helpers.generation import generation_metrics
+
+    seen_modes: list[str] = []
+    brain = m._p["brain"]
+
+    class Spy:
+        def __getattr__(self, name):
+            return getattr(brain, name)
+
+        def predict_audio(self, clusters, mode="argmax", random_state=None):
+            seen_modes.append(mode)
+            return brain.predict_audio(clusters, mode=mode, random_state=random_state)
+
+        def predict_image(self, clusters, mode="argmax", random_state=None):
+            seen_modes.append(mode)
+            return brain.predict_image(clusters, mode=mode, random_state=random_state)
+
+    spied = MMGA(fake_run.cfg, {**fake_run.parts, "brain": Spy()}, seed=0)
+    rng = np.random.default_rng(0)
+    images = rng.random((6, 28, 28)).astype(np.float32)
+    waves = np.stack([tone(300 + 100 * i, 1.0) for i in range(4)])
+    spied.hear(images)
+    spied.see(list(waves))
+    spied.hear(images, mode="argmax")
+    assert seen_modes == ["sample", "sample", "argmax"]
+    judge = SimpleNamespace(accuracy=lambda x, y: float(len(x) == len(y)))
+    data = SimpleNamespace(
+        image_test=images[..., None],
+        image_test_labels=np.arange(6) % 2,
+        audio_test=SimpleNamespace(
+            waves=waves, digits=np.arange(4) % 2, x=waves_to_unit_logmel(waves, fake_run.cfg)[0]
+        ),
+    )
+    figures = generation_metrics(spied, data, (judge, judge), seed=0)
+    assert {"generation.hear_judge_acc", "generation.argmax.hear_judge_acc",
+            "generation.argmax.diversity_ratio_audio", "generation.diversity_ratio_audio"} <= figures.keys()
+    assert all(np.isfinite(v) for v in figures.values())

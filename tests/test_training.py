@@ -452,3 +452,61 @@ def test_bad_convergence_targets(x, tmp_path: Path, cfg, targets, message) -> No
     with pytest.raises(ValueError, match=message):
         train_autoencoder(x, cfg, "tiny", tmp_path / "ae", verbose=False, targets=t[targets])
     assert not (tmp_path / "ae").exists()  # refused before anything was written
+
+
+# -- warm starts and frequency warping -----------------------------------------------------------------
+def test_warm_start_begins_from_the_given_model(x, uninterrupted, tmp_path: Path) -> None:
+    """A warm-started model's first epoch already reconstructs as well as its start, and its meta
+    names the start: a folder grown from another start is refused, not reused."""
+    start = uninterrupted[0]
+    warm = train_autoencoder(x, conv_cfg(epochs=1), "tiny", tmp_path / "w", verbose=False,
+                             targets=side_targets(x), init=start)
+    cold = train_autoencoder(x, conv_cfg(epochs=1), "tiny", tmp_path / "c", verbose=False,
+                             targets=side_targets(x))
+    assert warm.meta["init"] and "init" not in cold.meta
+    assert warm.history["val_reconstruction_loss"][0] < cold.history["val_reconstruction_loss"][0]
+    again = train_autoencoder(x, conv_cfg(epochs=1), "tiny", tmp_path / "w", verbose=False,
+                              targets=side_targets(x), init=start)
+    assert again.reused
+    with pytest.raises(ArtefactMismatch, match="different init"):
+        train_autoencoder(x, conv_cfg(epochs=1), "tiny", tmp_path / "w", verbose=False,
+                          targets=side_targets(x), init=cold)
+
+
+def test_frequency_warp_resamples_the_first_axis() -> None:
+    from mmga_helpers.training import warp_frequency_axis
+
+    ramp = np.tile(np.arange(8, dtype=np.float32)[None, :, None, None], (3, 1, 5, 1))
+    out = warp_frequency_axis(ramp, np.array([1.0, 2.0, 0.5], np.float32)).numpy()
+    np.testing.assert_allclose(out[0], ramp[0])  # factor 1: unchanged
+    np.testing.assert_allclose(out[1, :, 0, 0], np.arange(8) / 2)  # stretched: bin i reads i / 2
+    np.testing.assert_allclose(out[2, :, 0, 0], np.minimum(np.arange(8) * 2, 7))  # squeezed, top kept
+    assert out.shape == ramp.shape
+
+
+def test_warped_batches_are_seeded_and_replayed_on_resume() -> None:
+    from mmga_helpers.training import epoch_dataset
+
+    x = np.random.default_rng(0).random((40, 8, 4, 1), dtype=np.float32)
+    first = lambda start: [b[0].numpy() for b in epoch_dataset(x, 16, 3, start, max_warp=0.2)[0].take(6)]  # noqa: E731
+    a, again, resumed = first(0), first(0), first(1)
+    for u, v in zip(a, again, strict=True):
+        np.testing.assert_array_equal(u, v)
+    for u, v in zip(a[3:], resumed, strict=False):  # epoch 1 starts at batch 3 (40 / 16 -> 3 steps)
+        np.testing.assert_array_equal(u, v)
+    plain = [b[0].numpy() for b in epoch_dataset(x, 16, 3)[0].take(1)]
+    assert not np.allclose(a[0], plain[0])  # the same items, warped
+    targets = epoch_dataset(x, 16, 3, max_warp=0.2)[0].take(1).get_single_element()
+    np.testing.assert_array_equal(targets[0].numpy(), targets[1].numpy())  # it rebuilds what it reads
+
+
+def test_frequency_warp_is_bounded_in_config() -> None:
+    from pydantic import ValidationError
+
+    from mmga_helpers.config import AudioAutoencoderConfig
+
+    base = {**tiny_cfg().model_dump()}
+    assert AudioAutoencoderConfig(**base, frequency_warp=0.1).frequency_warp == 0.1
+    for bad in (-0.1, 0.5):
+        with pytest.raises(ValidationError, match="frequency_warp"):
+            AudioAutoencoderConfig(**base, frequency_warp=bad)
