@@ -26,6 +26,7 @@ import numpy as np
 from mmga_helpers import audio
 from mmga_helpers.config import Config, config_from_dict
 from mmga_helpers.features import images_to_unit, unit_logmel_to_waves, waves_to_unit_logmel
+from mmga_helpers.inference import BatchInference
 from mmga_helpers.io import read_json, read_npz, write_json, write_npz
 
 MANIFEST = "mmga.json"
@@ -75,24 +76,6 @@ class LatentBank:
         return z, (None if self.frames is None else np.asarray(self.frames[members], np.int64))
 
 
-class _Inference:
-    """A Keras model as one traced TensorFlow function for any batch size (a ``None`` batch
-    dimension), called on chunks of ``batch_size``: no per-call Keras overhead and no retracing
-    when the number of items changes."""
-
-    def __init__(self, model, batch_size: int = 2048) -> None:
-        import tensorflow as tf
-
-        spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], tf.float32)
-        self._fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
-        self.batch_size = batch_size
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float32)
-        parts = [self._fn(x[i : i + self.batch_size]).numpy() for i in range(0, len(x), self.batch_size)]
-        return np.concatenate(parts)
-
-
 class MMGA:
     """A finished run, ready to hear images and see sounds."""
 
@@ -101,12 +84,12 @@ class MMGA:
         self.seed = seed
         self._p = parts
         self._calls = 0
-        self._infer: dict[str, _Inference] = {}
+        self._infer: dict[str, BatchInference] = {}
 
     def _run(self, part: str, x: np.ndarray) -> np.ndarray:
         """Run the network ``part`` (e.g. ``"audio_encoder"``) on ``x`` in inference mode."""
         if part not in self._infer:
-            self._infer[part] = _Inference(self._p[part])
+            self._infer[part] = BatchInference(self._p[part])
         return self._infer[part](x)
 
     # -- loading ---------------------------------------------------------------------------------

@@ -7,11 +7,12 @@ STFT than the autoencoder's log-mel), so it does not share the generator's blind
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from mmga_helpers.inference import BatchInference
 from mmga_helpers.io import read_json, write_json, write_with
 from mmga_helpers.training import seed_everything, train_val_split
 
@@ -66,10 +67,15 @@ class Judge:
     model: object
     kind: str
     meta: dict
+    _infer: BatchInference | None = field(default=None, init=False, repr=False, compare=False)
 
     def predict(self, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+        """Digits read from ``x``: one traced function for any number of items (``model.predict``
+        retraced on every new batch shape, and said so in every notebook that scores)."""
         feats = mfcc_features(x) if self.kind == "audio" else _as_images(x)
-        return self.model.predict(feats, batch_size=batch_size, verbose=0).argmax(axis=1)
+        if self._infer is None:
+            self._infer = BatchInference(self.model, batch_size)
+        return self._infer(feats).argmax(axis=1)
 
     def accuracy(self, x: np.ndarray, digits: np.ndarray) -> float:
         return float((self.predict(x) == np.asarray(digits)).mean())
