@@ -66,16 +66,19 @@ def check_waves(waves: Sequence[np.ndarray]) -> list[np.ndarray]:
         if arr.ndim != 1:
             raise AudioError(f"clip {i}: expected a 1-D waveform, got shape {arr.shape}")
         if arr.size == 0:
-            raise AudioError(f"clip {i}: empty (no samples)")
+            raise AudioError(f"clip {i}: empty (no samples); drop it or pass a recording")
         if np.issubdtype(arr.dtype, np.integer):  # PCM samples: scale to [-1, 1]
             arr = arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
         elif not np.issubdtype(arr.dtype, np.floating):
             raise AudioError(f"clip {i}: dtype {arr.dtype} is not numeric (expected a real-valued waveform)")
         arr = arr.astype(np.float32, copy=False)
         if not np.isfinite(arr).all():
-            raise AudioError(f"clip {i}: contains NaN or inf")
+            raise AudioError(f"clip {i}: contains NaN or inf; drop that clip or fix its samples")
         if np.abs(arr).max() < SILENCE_PEAK:
-            raise AudioError(f"clip {i}: silent (peak below {SILENCE_PEAK:g}); nothing to hear")
+            raise AudioError(
+                f"clip {i}: silent (peak below {SILENCE_PEAK:g}); nothing to hear, "
+                "drop it or pass a louder clip"
+            )
         out.append(arr)
     return out
 

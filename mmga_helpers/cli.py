@@ -15,8 +15,21 @@ console = Console()
 
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}")
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
+
+
+def _disk_message(err: OSError) -> str:
+    """One line for a file the command could not write or read (permissions, a full disk)."""
+    from mmga_helpers.io import OutputError
+
+    if isinstance(err, OutputError):
+        return str(err)
+    where = f"{err.filename}: " if err.filename else ""
+    return (
+        f"{where}{err.strerror or err}; make the outputs folder writable and give it room "
+        "(or set paths.output_dir in a config); finished artefacts are kept"
+    )
 
 
 def _print_figures(title: str, figures: dict) -> None:
@@ -74,11 +87,17 @@ def _bench(profile: str, sections: tuple[str, ...], title: str) -> None:
         figures = bench_all(profile, sections)
     except (DataError, ConfigError, RunFolderError) as err:
         _fail(str(err))
+    except OSError as err:
+        _fail(_disk_message(err))
     _print_bench_table(title, _flat_figures(figures))
     generation = figures.get("generation", {})
     if generation.get("status") not in (None, "ok"):
         console.print(f"generation: {generation['status']}", highlight=False)
-    console.print(f"saved {write_bench(profile, figures)}", highlight=False)
+    try:
+        saved = write_bench(profile, figures)
+    except OSError as err:
+        _fail(_disk_message(err))
+    console.print(f"saved {saved}", highlight=False)
 
 
 @bench_app.callback(invoke_without_command=True)
@@ -103,7 +122,10 @@ def bench_data_cmd(ctx: typer.Context, profile: str | None = _BENCH_PROFILE_OPT)
         _fail(str(err))
     _print_bench_table("mmga bench data", _flat_figures(figures))
     out = load_config(profile).run_dir() / "bench_data.json"
-    write_json(out, figures)
+    try:
+        write_json(out, figures)
+    except OSError as err:
+        _fail(_disk_message(err))
     console.print(f"saved {out}")
 
 
@@ -144,6 +166,8 @@ def _run_notebooks(
         summary = run_notebooks(profile, config, only=only, stage=stage, force=force, seed=seed, echo=_echo)
     except RunError as err:
         _fail(str(err))
+    except OSError as err:  # the outputs folder: unwritable or full
+        _fail(_disk_message(err))
     except NotebookFailed as err:
         for line in err.describe().splitlines():
             console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
@@ -216,6 +240,8 @@ def book_cmd(profile: str = _PROFILE_OPT, config: str | None = _CONFIG_OPT) -> N
         index = build_book(profile, config, echo=_echo)
     except RunError as err:
         _fail(str(err))
+    except OSError as err:
+        _fail(_disk_message(err))
     except BookError as err:
         console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None

@@ -34,7 +34,8 @@ def images_to_unit(images: np.ndarray, normalize: bool = True) -> np.ndarray:
         out = arr.astype(np.float32)
         bad = ~np.isfinite(out).reshape(len(out), -1).all(axis=1)
         if bad.any():
-            raise ValueError(f"image {int(np.flatnonzero(bad)[0])}: contains NaN or inf")
+            first = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"image {first}: contains NaN or inf; drop that image or fix its pixels")
         if out.max(initial=0) > 1.0 + 1e-6:  # float images on a 0-255 scale
             out = out / 255.0
     else:

@@ -218,3 +218,32 @@ def test_cli_bench(private_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.undo()
     result = runner.invoke(app, ["bench", "generation", "--profile", "nope"])
     assert result.exit_code == 2 and "config file nope not found" in result.output
+
+
+def test_cli_bench_full_disk_is_one_line(private_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench.json on a full disk: one error line, exit code 2, the earlier bench.json kept."""
+    import errno
+    import os
+
+    from typer.testing import CliRunner
+
+    from mmga_helpers import io as mio
+    from mmga_helpers.cli import app
+
+    monkeypatch.setattr(bench, "bench_all", lambda profile, sections=(): {"profile": profile, "run": 2})
+    runner = CliRunner()
+    assert runner.invoke(app, ["bench", "models"]).exit_code == 0
+    saved = private_root / "outputs" / "quick" / "bench.json"
+    before = saved.read_bytes()
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(bench, "bench_all", lambda profile, sections=(): {"profile": profile, "run": 3})
+    monkeypatch.setattr(mio.os, "replace", full)
+    result = runner.invoke(app, ["bench", "models"])
+    errors = [ln for ln in result.output.splitlines() if ln.startswith("error:")]
+    assert result.exit_code == 2 and len(errors) == 1, result.output
+    assert "bench.json" in errors[0] and "disk is full" in errors[0]
+    monkeypatch.undo()
+    assert saved.read_bytes() == before

@@ -192,3 +192,24 @@ def test_key_changes_with_every_input() -> None:
                          ("pkg_hash", "q"), ("previous_key", "k")]:
         assert runner.notebook_key(**{**base, field: value}) != key, field
     assert runner.package_hash() == runner.package_hash()
+
+
+def test_unwritable_outputs_folder_is_one_line(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`mmga run` with an outputs folder it may not write (root ignores chmod, so mkdir refuses):
+    one error line naming the folder and the fix, exit code 2, no traceback."""
+    import errno
+
+    monkeypatch.chdir(project)
+    real_mkdir = Path.mkdir
+
+    def refuse(self, *args, **kwargs):
+        if "outputs" in self.parts:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    result = CliRunner().invoke(app, ["run", "--profile", "quick"])
+    errors = [ln for ln in result.output.splitlines() if ln.startswith("error:")]
+    assert result.exit_code == 2 and len(errors) == 1, result.output
+    assert "outputs" in errors[0] and "Permission denied" in errors[0] and "writable" in errors[0]
+    assert "Traceback" not in result.output and ran(project) == []
