@@ -250,6 +250,31 @@ def book_cmd(profile: str = _PROFILE_OPT, config: str | None = _CONFIG_OPT) -> N
     )
 
 
+@app.command("compare")
+def compare_cmd(
+    first: str = typer.Argument(..., help="a metrics.json or metrics_per_seed.json"),
+    second: str = typer.Argument(..., help="the same file of another run"),
+    tolerance: float = typer.Option(1e-6, help="differences up to this count as identical"),
+) -> None:
+    """How far two runs' figures are apart (same seed and profile: the run-to-run spread)."""
+    from mmga_helpers.io import read_json
+    from mmga_helpers.metrics import figure_differences
+
+    try:
+        diffs = figure_differences(read_json(first), read_json(second))
+    except (OSError, ValueError) as err:
+        _fail(f"cannot compare {first} and {second}: {err}")
+    if not diffs:
+        _fail(f"{first} and {second} hold no figure in common")
+    apart = {k: v for k, v in diffs.items() if not v <= tolerance}
+    table = Table(title=f"{len(diffs) - len(apart)} of {len(diffs)} figures identical to {tolerance:g}")
+    table.add_column("figure that differs", overflow="fold")
+    table.add_column("|difference|", justify="right")
+    for key, value in sorted(apart.items(), key=lambda kv: -kv[1] if kv[1] == kv[1] else 0.0):
+        table.add_row(key, f"{value:.3g}")
+    console.print(table)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     try:
         app()

@@ -201,3 +201,30 @@ def unflatten(flat: Mapping[str, Any], sep: str = ".") -> dict[str, Any]:
             raise ValueError(f"key {key!r} conflicts with another key below it")
         node[leaf] = value
     return nested
+
+
+def _numbers(node: Any, prefix: str = "") -> dict[str, float]:
+    """Every number in a JSON-like tree, keyed by its dotted path (keys may hold dots already)."""
+    if isinstance(node, Mapping):
+        out: dict[str, float] = {}
+        for key, value in node.items():
+            out.update(_numbers(value, f"{prefix}{key}."))
+        return out
+    if isinstance(node, int | float) and not isinstance(node, bool):
+        return {prefix[:-1]: float(node)}
+    return {}
+
+
+def figure_differences(
+    a: Mapping[str, Any], b: Mapping[str, Any], skip: Sequence[str] = ("run",)
+) -> dict[str, float]:
+    """``|a - b|`` for every number that both runs' ``metrics.json`` (or ``metrics_per_seed.json``)
+    hold, except under the top-level keys ``skip`` (wall times and other facts about the run): how
+    far two runs of the same seed and profile are apart. NaN where exactly one of them is NaN."""
+    na = {k: v for k, v in _numbers(a).items() if k.split(".")[0] not in skip}
+    nb = _numbers(b)
+    out = {}
+    for key in sorted(na.keys() & nb.keys()):
+        x, y = na[key], nb[key]
+        out[key] = 0.0 if (np.isnan(x) and np.isnan(y)) else abs(x - y)
+    return out

@@ -108,3 +108,33 @@ def test_flatten_round_trip():
         unflatten({"a": 1, "a.b": 2})
     with pytest.raises(ValueError, match="conflicts"):
         unflatten({"a.b": 2, "a": 1})
+
+
+def test_figure_differences_and_mmga_compare(tmp_path) -> None:
+    """Two runs' figures side by side: numbers both hold, run facts skipped, NaN only when one is."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from mmga_helpers.cli import app
+    from mmga_helpers.metrics import figure_differences
+
+    a = {"image": {"cluster": {"acc": {"mean": 0.9, "std": 0.01, "n_seeds": 3}}},
+         "x": {"y": float("nan")}, "run": {"wall_time_s": {"train": 10.0}}}
+    b = {"image": {"cluster": {"acc": {"mean": 0.9, "std": 0.0100004, "n_seeds": 3}}},
+         "x": {"y": float("nan")}, "run": {"wall_time_s": {"train": 12.0}}, "only_b": 1.0}
+    diffs = figure_differences(a, b)
+    acc = "image.cluster.acc"
+    assert set(diffs) == {f"{acc}.mean", f"{acc}.std", f"{acc}.n_seeds", "x.y"}
+    assert diffs["image.cluster.acc.mean"] == 0 and diffs["x.y"] == 0
+    assert diffs["image.cluster.acc.std"] == pytest.approx(4e-7)
+    per_seed = figure_differences({"0": {"audio.cluster.acc": 0.5}}, {"0": {"audio.cluster.acc": 0.25}})
+    assert per_seed == {"0.audio.cluster.acc": 0.25}  # metrics_per_seed.json keys hold dots already
+    (tmp_path / "a.json").write_text(json.dumps(a))
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    result = CliRunner().invoke(app, ["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
+                                      "--tolerance", "1e-7"])
+    assert result.exit_code == 0, result.output
+    assert "3 of 4 figures identical" in result.output and "image.cluster.acc.std" in result.output
+    missing = CliRunner().invoke(app, ["compare", str(tmp_path / "a.json"), str(tmp_path / "nope.json")])
+    assert missing.exit_code == 2 and "cannot compare" in missing.output
