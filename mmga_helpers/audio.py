@@ -36,14 +36,37 @@ class AudioError(ValueError):
     """An audio input cannot be used; the message names the item and why."""
 
 
+def wav_shortfall(raw: bytes) -> tuple[int, int] | None:
+    """``(promised, present)`` bytes of samples when a RIFF/WAVE file's data chunk is cut short
+    (libsndfile then reads what is there without a word), else None. Streamed files that promise
+    0 or 0xFFFFFFFF bytes are not judged."""
+    if len(raw) < 12 or raw[:4] != b"RIFF" or raw[8:12] != b"WAVE":
+        return None
+    offset = 12
+    while offset + 8 <= len(raw):
+        size = int.from_bytes(raw[offset + 4 : offset + 8], "little")
+        if raw[offset : offset + 4] == b"data":
+            present = len(raw) - offset - 8
+            return (size, present) if 0 < size != 0xFFFFFFFF and present < size else None
+        offset += 8 + size + (size & 1)
+    return None
+
+
 def read_wav(source: str | Path | bytes, target_sr: int = 8000) -> np.ndarray:
-    """Read any PCM/float WAV (8-32 bit, mono or stereo, any rate) as mono float32 at ``target_sr``."""
+    """Read any PCM/float WAV (8-32 bit, mono or stereo, any rate) as mono float32 at ``target_sr``;
+    a file cut short (a broken download or copy) is refused, not read in part."""
     name = "<bytes>" if isinstance(source, bytes) else str(source)
     if not isinstance(source, bytes) and not Path(source).is_file():
         raise AudioError(f"{name}: file not found")
+    raw = source if isinstance(source, bytes) else Path(source).read_bytes()
+    short = wav_shortfall(raw)
+    if short is not None:
+        raise AudioError(
+            f"{name}: truncated WAV (its header promises {short[0]} bytes of samples, the file holds "
+            f"{short[1]}); copy or download it again"
+        )
     try:
-        handle = io.BytesIO(source) if isinstance(source, bytes) else source
-        wave, sr = sf.read(handle, dtype="float32", always_2d=True)
+        wave, sr = sf.read(io.BytesIO(raw), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
         raise AudioError(
             f"{name}: not a readable WAV file ({err}); convert it to WAV (PCM or float)"

@@ -89,6 +89,21 @@ def test_read_wav_not_a_wav(tmp_path: Path, content: bytes) -> None:
         A.read_wav(content)
 
 
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "FLOAT"])
+def test_read_wav_truncated_mid_data(tmp_path: Path, subtype: str) -> None:
+    """A WAV cut off inside its samples is refused with both sizes named; the whole file reads."""
+    path = tmp_path / "cut.wav"
+    sf.write(path, (0.5 * np.sin(np.arange(8000) / 5)).astype(np.float32), 8000, subtype=subtype)
+    whole = path.read_bytes()
+    assert A.read_wav(path).shape == (8000,)
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(AudioError, match=r"cut\.wav: truncated WAV \(its header promises \d+ bytes") as err:
+        A.read_wav(path)
+    assert "\n" not in str(err.value) and "again" in str(err.value)
+    with pytest.raises(AudioError, match=r"<bytes>: truncated WAV"):
+        A.read_wav(whole[:-3])
+
+
 def test_read_wav_empty(tmp_path: Path) -> None:
     sf.write(tmp_path / "empty.wav", np.zeros(0, np.float32), 8000)
     with pytest.raises(AudioError, match=r"empty\.wav: the file holds no samples"):
