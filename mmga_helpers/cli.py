@@ -148,6 +148,19 @@ _FORCE_OPT = typer.Option(False, "--force", help="rerun notebooks even when thei
 _SEED_OPT = typer.Option(None, "--seed", help="run one seed (default: every seed of the config)")
 
 
+def _terminate_cleanly() -> None:
+    """SIGTERM (``kill <pid>``, a batch scheduler's stop) unwinds like Ctrl-C: the notebook being
+    executed is dropped with its temporary file and kernel; finished notebooks stay."""
+    import signal
+    import threading
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+
+
 def _echo(message: str) -> None:
     console.print(message, markup=False, highlight=False, soft_wrap=True)
 
@@ -162,6 +175,7 @@ def _run_notebooks(
 ) -> None:
     from mmga_helpers.runner import NotebookFailed, RunError, format_seconds, run_notebooks
 
+    _terminate_cleanly()
     try:
         summary = run_notebooks(profile, config, only=only, stage=stage, force=force, seed=seed, echo=_echo)
     except RunError as err:

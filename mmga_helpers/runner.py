@@ -403,6 +403,8 @@ def _run_sequence(ctx: _RunContext, todo: Sequence[str], out_dir: Path, paramete
     interactive = ctx.progress and sys.stderr.isatty()
 
     with _run_lock(out_dir):
+        for stale in out_dir.glob(".*.partial.ipynb"):  # left by a run killed with SIGKILL
+            stale.unlink(missing_ok=True)
         state = read_state(out_dir)
         entries: dict[str, Any] = state["notebooks"]
         for i, name in enumerate(todo, 1):

@@ -7,7 +7,13 @@ exactly which notebooks executed. Each execution starts a kernel (a few seconds)
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -213,3 +219,43 @@ def test_unwritable_outputs_folder_is_one_line(project: Path, monkeypatch: pytes
     assert result.exit_code == 2 and len(errors) == 1, result.output
     assert "outputs" in errors[0] and "Permission denied" in errors[0] and "writable" in errors[0]
     assert "Traceback" not in result.output and ran(project) == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_killed_run_resumes_at_the_notebook_it_was_in(project: Path, signum: int) -> None:
+    """`mmga run` killed (SIGTERM or SIGKILL) inside notebook 02: the finished 01 stays, no partial
+    02 or temporary file is left, and the next run skips 01 and runs 02 and 03."""
+    hold = (
+        "import time\n"
+        "if Path('hold').exists():\n"
+        "    (log.parent / 'in_02').touch()\n"
+        "    time.sleep(120)"
+    )
+    write_step(project, "02_image_autoencoder", extra_cell=hold)
+    (project / "hold").touch()
+    out = project / "outputs" / "quick"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mmga_helpers.cli", "run", "--profile", "quick"],
+        cwd=project, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "in_02").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "never reached notebook 02"
+            time.sleep(0.2)
+        os.kill(proc.pid, signum)  # the run itself, as `kill <pid>` would
+        proc.wait(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # its kernel, orphaned by SIGKILL
+    nbs = out / "notebooks"
+    partial = lambda: sorted(p.name for p in nbs.glob(".*.partial.ipynb"))  # noqa: E731
+    finished = sorted(p.name for p in nbs.glob("*.ipynb") if not p.name.startswith("."))
+    assert finished == ["01_data.ipynb"]  # no 02, complete or not
+    if signum == signal.SIGTERM:  # unwound: the temporary notebook went with the run
+        assert proc.returncode != 0 and partial() == []
+    (project / "hold").unlink()
+    summary = run(project)
+    assert summary.skipped == ["01_data"] and partial() == []  # a SIGKILL's leftover is swept
+    assert ran(project) == ["01_data", "02_image_autoencoder", "02_image_autoencoder", "03_audio_autoencoder"]
+    assert completed_notebooks(nbs) == [nbs / f"{n}.ipynb" for n in NAMES]
