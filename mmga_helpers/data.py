@@ -260,11 +260,11 @@ def load_fsdd(split: FsddSplit = "train") -> FSDD:
         results = list(pool.map(lambda n: _load_clip(folder / n, manifest[n]), names))
     problems = [msg for _, msg in results if msg]
     if problems:
-        shown = "\n  ".join(problems[:5])
-        more = f"\n  ... and {len(problems) - 5} more" if len(problems) > 5 else ""
+        shown = "; ".join(problems[:5])
+        more = f"; ... and {len(problems) - 5} more" if len(problems) > 5 else ""
         raise DataError(
-            f"FSDD: {len(problems)} of {len(names)} recordings failed verification:\n  {shown}{more}\n"
-            f"Fix: {_fix_hint(folder)}"
+            f"FSDD: {len(problems)} of {len(names)} recordings failed verification ({shown}{more}); "
+            f"fix: {_fix_hint(folder)}"
         )
     expected_count = {"train": 2700, "test": 300, "all": 3000}[split]
     if len(names) != expected_count:
