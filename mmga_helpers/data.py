@@ -60,9 +60,17 @@ def project_data_dir() -> Path:
 
 
 def search_dirs() -> list[Path]:
+    """``$MMGA_DATA_DIR`` (when set; it must be a folder: a typo there should not turn into a
+    download attempt), then the project's ``data/``."""
     dirs = []
     if os.environ.get("MMGA_DATA_DIR"):
-        dirs.append(Path(os.environ["MMGA_DATA_DIR"]))
+        given = Path(os.environ["MMGA_DATA_DIR"])
+        if not given.is_dir():
+            raise DataError(
+                f"MMGA_DATA_DIR={given} is not a folder; point it at one holding mnist/ and fsdd/ "
+                "(on these machines: ../shared/data), or unset it to download into data/"
+            )
+        dirs.append(given)
     dirs.append(project_data_dir())
     return dirs
 

@@ -390,3 +390,12 @@ def test_fsdd_download_without_recordings(real_env: Offline, tmp_path: Path) -> 
 def test_mnist_file_names_match_manifest() -> None:
     # the fixtures and the loader agree on the four file names
     assert set(MNIST_FILES) == set(data.MNIST_SHA256)
+
+
+def test_data_dir_that_is_not_a_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A mistyped MMGA_DATA_DIR is named in one line, before any download is tried."""
+    monkeypatch.setenv("MMGA_DATA_DIR", str(tmp_path / "no_such_folder"))
+    for load in (lambda: data.load_mnist("test"), lambda: load_fsdd("test")):
+        with pytest.raises(DataError, match=r"MMGA_DATA_DIR=.*no_such_folder is not a folder") as err:
+            load()
+        assert "\n" not in str(err.value)
