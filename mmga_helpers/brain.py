@@ -216,8 +216,8 @@ class ConvergenceDivergenceZone(BaseEstimator):
         if mode == "sample":  # among the one-to-many table's links: weaker ones are noise
             rng = np.random.default_rng(random_state)
             links = np.where(p >= self.link_threshold, p, 0.0)
-            rows = np.arange(len(p))
-            links[rows, p.argmax(axis=1)] = p[rows, p.argmax(axis=1)]  # a source always has one
+            rows, strongest = np.arange(len(p)), p.argmax(axis=1)
+            links[rows, strongest] = p[rows, strongest]  # a source always keeps one link
             cdf = np.cumsum(links, axis=1)[ids]
             u = rng.random(ids.size)[:, None] * cdf[:, -1:]
             return np.minimum((cdf <= u).sum(axis=1), p.shape[1] - 1).astype(np.int64)
