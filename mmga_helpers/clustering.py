@@ -138,6 +138,12 @@ class LatentKMeans(_PersistentClusterer):
         X = validate_data(self, X, reset=False, dtype=_FLOATS)
         return self._nearest(X)
 
+    def centre_distance(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Euclidean distance of each point to the centre of the cluster it is assigned to."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return np.linalg.norm(X - self.cluster_centers_[self._nearest(X)], axis=1)
+
 
 # -- Gaussian mixture -------------------------------------------------------------------------------
 _MIXTURE_ARRAYS = ("weights_", "means_", "covariances_", "precisions_cholesky_")
@@ -174,6 +180,23 @@ def _mixture_from_state(
     gm.n_iter_ = 0
     gm.lower_bound_ = np.nan
     return gm
+
+
+def _mahalanobis_to_own_component(gm: GaussianMixture, X: NDArray) -> NDArray[np.float64]:
+    """Mahalanobis distance of each point to the mean of the component it is assigned to: how far
+    inside its cluster a point lies, in that cluster's own shape."""
+    k = gm.predict(X)
+    d = X - gm.means_[k]
+    chol, kind = gm.precisions_cholesky_, gm.covariance_type
+    if kind == "full":
+        y = np.einsum("nd,nde->ne", d, chol[k])
+    elif kind == "tied":
+        y = d @ chol
+    elif kind == "diag":
+        y = d * chol[k]
+    else:  # spherical
+        y = d * chol[k][:, None]
+    return np.sqrt(np.einsum("ne,ne->n", y, y))
 
 
 def _precisions(prec_chol: NDArray, covariance_type: str) -> NDArray:
@@ -213,6 +236,12 @@ class LatentGMM(_PersistentClusterer):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=_FLOATS)
         return self.mixture_.predict_proba(X)
+
+    def centre_distance(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Mahalanobis distance of each point to its own component's mean."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return _mahalanobis_to_own_component(self.mixture_, X)
 
     def _get_state(self) -> dict[str, NDArray]:
         check_is_fitted(self)
@@ -305,6 +334,10 @@ class UmapGMM(_PersistentClusterer):
 
     def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
         return self.mixture_.predict_proba(self.transform(X))
+
+    def centre_distance(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Mahalanobis distance, in the UMAP embedding, of each point to its own component's mean."""
+        return _mahalanobis_to_own_component(self.mixture_, self.transform(X))
 
     def _get_state(self) -> dict[str, NDArray]:
         return {**super()._get_state(), **_mixture_state(self.mixture_)}

@@ -127,6 +127,13 @@ class EvaluationConfig(_Section):
     audio_judge_epochs: PosInt = 30  # at most, with early stopping on a part of FSDD train
 
 
+class GenerationConfig(_Section):
+    # ``hear``/``see`` re-activate one member of the evoked cluster, drawn among the members nearest
+    # its centre (in the clustering's own space): this fraction of each cluster. A cluster's rim
+    # holds its strays (a 4 filed with the 9s), and a stray decodes as the wrong digit. 1.0: any member.
+    core_fraction: Annotated[float, Field(gt=0, le=1)] = 0.5
+
+
 class Config(_Section):
     profile: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
     seeds: list[Annotated[int, Field(ge=0)]] = Field(min_length=1)
@@ -134,6 +141,7 @@ class Config(_Section):
     data: DataConfig
     evaluation: EvaluationConfig
     paths: PathsConfig
+    generation: GenerationConfig = GenerationConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:

@@ -564,13 +564,15 @@ def holdout_fold(
 class HoldoutImages:
     """The image side that the speaker hold-out links held-out voices to: the cluster ids its audio
     heads learn (``target_ids``), the brain's image clusters (``brain_ids``, ``n_brain``), and the
-    training codes and decoder that :func:`speaker_holdout_see` draws and decodes from."""
+    training codes and decoder that :func:`speaker_holdout_see` draws and decodes from, with each
+    code's distance to its cluster's centre (``centre_distance``: generation's core draws)."""
 
     target_ids: NDArray[np.int64]
     brain_ids: NDArray[np.int64]
     n_brain: int
     z_train: NDArray | None = None
     decoder: Any = None
+    centre_distance: NDArray | None = None
 
 
 def holdout_images(
@@ -583,15 +585,18 @@ def holdout_images(
 
     if not image_feedback(run):
         decoder = None if image_ae is None else image_ae.model.decoder
+        zt = z.get("image_train")
         return HoldoutImages(
             clusters.ids["image_train"],
             clusters.ids["image_brain_train"],
             clusters.n_image_brain,
-            z.get("image_train"),
+            zt,
             decoder,
+            None if zt is None else clusters.image_brain.centre_distance(zt),
         )
     unimodal, zu, ids = unimodal_image_side(run, data)
-    return HoldoutImages(ids, ids, run.cfg.model.clustering.n_clusters, zu, unimodal.model.decoder)
+    distance = image_clusterer(run, zu, unimodal=True).centre_distance(zu)
+    return HoldoutImages(ids, ids, run.cfg.model.clustering.n_clusters, zu, unimodal.model.decoder, distance)
 
 
 def speaker_holdout(
@@ -658,14 +663,19 @@ def speaker_holdout_see(
     image_decoder: Any,
     image_judge: Any,
     recalled: Mapping[str, tuple[NDArray, NDArray]],
+    centre_distance: NDArray | None = None,
 ) -> dict[str, float]:
     """``see`` for voices never heard: each held-out speaker's clips, through that fold's audio
     autoencoder, clustering and brain (``recalled``), become images drawn inside the recalled image
-    cluster and decoded; the MNIST judge reads them. Judged accuracy per speaker."""
+    cluster and decoded; the MNIST judge reads them. Judged accuracy per speaker. With
+    ``centre_distance``, draws come from each cluster's core (``generation.core_fraction``), as
+    :meth:`MMGA.see`'s do."""
     from mmga_helpers.generation import LatentBank
     from mmga_helpers.pipeline import encode
 
     bank = LatentBank(np.asarray(image_train_z), np.asarray(image_ids_train, np.int64))
+    if centre_distance is not None:
+        bank = bank.core(centre_distance, run.cfg.generation.core_fraction)
     out = {}
     for i, (speaker, (clusters, digits)) in enumerate(sorted(recalled.items())):
         z = bank.draw(np.asarray(clusters, np.int64), np.random.default_rng([run.seed, i]))
@@ -755,7 +765,13 @@ def evaluate(
 
             with stage_timer(t, "speaker_holdout_see"):
                 info.speaker_holdout_see = speaker_holdout_see(
-                    run, images.z_train, images.brain_ids, images.decoder, train_image_judge(run), recalled
+                    run,
+                    images.z_train,
+                    images.brain_ids,
+                    images.decoder,
+                    train_image_judge(run),
+                    recalled,
+                    images.centre_distance,
                 )
             out["generation.speaker_holdout_see_judge_acc"] = float(
                 np.mean(list(info.speaker_holdout_see.values()))

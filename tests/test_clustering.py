@@ -157,3 +157,37 @@ def test_joint_clustering_save_load_and_errors(paired, tmp_path: Path):
         joint.predict(X_img, X_aud[:, :5])
     with pytest.raises(ValueError, match="allowed"):
         JointClustering(algorithm="spectral").fit(X_img, X_aud)
+
+
+# -- centre distance: how deep inside its cluster a point lies (generation draws from the core) ------
+def _mahalanobis_reference(gm, E: np.ndarray) -> np.ndarray:
+    k = gm.predict(E)
+    d = E - gm.means_[k]
+    return np.sqrt(np.einsum("ni,nij,nj->n", d, np.linalg.inv(gm.covariances_)[k], d))
+
+
+@pytest.mark.parametrize("cls", [LatentKMeans, LatentGMM])
+def test_centre_distance_is_smallest_at_the_centre(cls, blobs):
+    """A blob's mean lies deeper in its cluster than a point far out on the same blob's rim."""
+    X, y = blobs
+    est = cls(n_clusters=4, random_state=0).fit(X)
+    centre = X[y == 0].mean(axis=0)
+    rim = centre + 2.5 * X[y == 0].std(axis=0)
+    d = est.centre_distance(np.stack([centre, rim]))
+    assert est.predict(np.stack([centre, rim]))[0] == est.predict(np.stack([centre, rim]))[1]
+    assert 0 <= d[0] < d[1]
+    if cls is LatentGMM:
+        np.testing.assert_allclose(est.centre_distance(X), _mahalanobis_reference(est.mixture_, X), rtol=1e-6)
+    else:
+        ref = np.linalg.norm(X - est.cluster_centers_[est.predict(X)], axis=1)
+        np.testing.assert_allclose(est.centre_distance(X), ref, rtol=1e-9)
+
+
+def test_umap_gmm_centre_distance_is_measured_in_the_embedding(umap_fit, tmp_path: Path):
+    """Mahalanobis distance in the UMAP embedding to the point's own component; unchanged by a
+    save/load round trip."""
+    model, X, _ = umap_fit
+    d = model.centre_distance(X)
+    np.testing.assert_allclose(d, _mahalanobis_reference(model.mixture_, model.transform(X)), rtol=1e-6)
+    back = UmapGMM.load(model.save(tmp_path / "u.npz"))
+    np.testing.assert_allclose(back.centre_distance(X), d, rtol=1e-9)

@@ -138,6 +138,8 @@ def test_unknown_key(where: str) -> None:
         ("seeds", [-1], "greater than or equal to 0"),
         ("seeds", [], "at least 1"),
         ("model.image_autoencoder.validation_fraction", 0.5, "less than 0.5"),
+        ("generation.core_fraction", 0.0, "greater than 0"),
+        ("generation.core_fraction", 1.5, "less than or equal to 1"),
     ],
 )
 def test_wrong_type_or_range(key: str, value: Any, expect: str) -> None:

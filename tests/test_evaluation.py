@@ -394,6 +394,27 @@ def test_speaker_holdout_see_draws_inside_the_recalled_clusters(tmp_path) -> Non
     assert out == {"ann": 1.0, "bob": 0.0}
 
 
+def test_speaker_holdout_see_draws_from_the_cluster_core(tmp_path) -> None:
+    """With centre distances, held-out voices' images come from each cluster's core: strays on
+    cluster 1's rim (they decode dark, like a 0) are never drawn, so a correct recall scores 1."""
+    from types import SimpleNamespace
+
+    class Decoder:
+        def predict_on_batch(self, z: np.ndarray) -> np.ndarray:
+            return np.broadcast_to((z[:, :1, None, None] > 0).astype(np.float32), (len(z), 28, 28, 1))
+
+    ids = np.repeat([0, 1], 20)
+    z = np.c_[np.where(ids == 1, 5.0, -5.0), np.zeros(40)]
+    z[30:, 0] = -1.0  # half of cluster 1 is strays that decode as 0
+    distance = np.where(np.arange(40) >= 30, 9.0, 1.0)
+    judge = SimpleNamespace(accuracy=lambda im, d: float(((im.mean(axis=(1, 2)) > 0.5) == d).mean()))
+    recalled = {"ann": (np.ones(200, np.int64), np.ones(200, np.int64))}
+    run = make_run(tmp_path)
+    assert run.cfg.generation.core_fraction == 0.5
+    assert evaluation.speaker_holdout_see(run, z, ids, Decoder(), judge, recalled, distance) == {"ann": 1.0}
+    assert evaluation.speaker_holdout_see(run, z, ids, Decoder(), judge, recalled)["ann"] < 0.7
+
+
 @pytest.mark.parametrize("method", ["umap", "tsne"])
 def test_two_d_views_keep_separated_blobs_apart(method: str) -> None:
     """A seeded subsample of ``max_points`` rows, embedded in 2-D with the blobs still apart: each

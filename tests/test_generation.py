@@ -70,8 +70,13 @@ def build_fake_run(folder: Path) -> SimpleNamespace:
         "image_clusterer": image_km,
         "audio_clusterer": audio_km,
         "brain": brain,
-        "image_bank": LatentBank(image_z.astype(np.float32), image_km.labels_),
-        "audio_bank": LatentBank(audio_z.astype(np.float32), audio_km.labels_, audio_frames),
+        # what export_generator writes: each cluster's core
+        "image_bank": LatentBank(image_z.astype(np.float32), image_km.labels_).core(
+            image_km.centre_distance(image_z), cfg.generation.core_fraction
+        ),
+        "audio_bank": LatentBank(audio_z.astype(np.float32), audio_km.labels_, audio_frames).core(
+            audio_km.centre_distance(audio_z), cfg.generation.core_fraction
+        ),
     }
 
     run = SimpleNamespace(dir=folder, seed=0, models=folder / "models" / "seed0", cfg=cfg)
@@ -89,7 +94,10 @@ def build_fake_run(folder: Path) -> SimpleNamespace:
     latents = {"image_train": image_z.astype(np.float32), "audio_train": audio_z.astype(np.float32)}
     # the evaluation stage's ClusterResult, as far as export_generator reads it
     labels = SimpleNamespace(
-        folder=clusters, ids={"image_brain_train": image_km.labels_, "audio_brain_train": audio_km.labels_}
+        folder=clusters,
+        ids={"image_brain_train": image_km.labels_, "audio_brain_train": audio_km.labels_},
+        image_brain=image_km,
+        audio_brain=audio_km,
     )
     export_generator(run, latents, labels, audio_frames)
     return SimpleNamespace(
@@ -292,7 +300,7 @@ def test_load_refuses_models_of_another_config(fake_run, run_copy: Path) -> None
 
 
 def _labels_in(fake_run, folder: Path) -> SimpleNamespace:
-    return SimpleNamespace(folder=folder / "clusters" / "seed0", ids=fake_run.labels.ids)
+    return SimpleNamespace(**{**vars(fake_run.labels), "folder": folder / "clusters" / "seed0"})
 
 
 def test_load_unknown_seed(fake_run) -> None:
@@ -392,3 +400,37 @@ def test_default_mode_draws_from_the_one_to_many_table(m, fake_run) -> None:
     assert {"generation.hear_judge_acc", "generation.argmax.hear_judge_acc",
             "generation.argmax.diversity_ratio_audio", "generation.diversity_ratio_audio"} <= figures.keys()
     assert all(np.isfinite(v) for v in figures.values())
+
+
+def test_exported_banks_hold_each_clusters_core(fake_run) -> None:
+    """The run folder's banks hold, per cluster, the half of the training codes nearest the centre
+    (``generation.core_fraction``), so ``hear``/``see`` never draw a cluster's strays."""
+    banks = mio.read_npz(next((fake_run.folder / "generator").glob("seed0_banks.npz")))
+    km = fake_run.parts["image_clusterer"]
+    z = fake_run.latents["image_train"]
+    d = km.centre_distance(z)
+    for c in range(N_IMG):
+        kept = banks["image_z"][banks["image_clusters"] == c]
+        mine = d[km.labels_ == c]
+        assert len(kept) == np.ceil(0.5 * len(mine))
+        assert km.centre_distance(kept).max() <= np.median(mine) + 1e-6
+    assert len(banks["audio_frames"]) == len(banks["audio_z"]) < len(fake_run.latents["audio_train"])
+
+
+def test_latent_bank_core_keeps_each_clusters_nearest_members() -> None:
+    """``core`` keeps, per cluster, the ``fraction`` of members with the smallest distance (at least
+    one), with their frames; a bad fraction or a distance of the wrong length is refused."""
+    clusters = np.array([0] * 10 + [1] * 4 + [2])
+    distance = np.r_[np.arange(10)[::-1], [3.0, 1.0, 2.0, 0.0], [9.0]]
+    z = np.arange(15, dtype=np.float32)[:, None]
+    bank = LatentBank(z, clusters, np.arange(15) + 100).core(distance, 0.5)
+    np.testing.assert_array_equal(np.sort(bank.frames - 100), [5, 6, 7, 8, 9, 11, 13, 14])
+    np.testing.assert_array_equal(bank.z[:, 0], bank.frames - 100)  # codes and frames stay paired
+    drawn = bank.draw(np.repeat([0, 1, 2], 200), np.random.default_rng(0))[:, 0]
+    assert set(drawn[:200]) == {5, 6, 7, 8, 9} and set(drawn[200:400]) == {11, 13}
+    assert set(drawn[400:]) == {14}
+    assert len(LatentBank(z, clusters).core(distance, 1.0).z) == 15
+    with pytest.raises(ValueError, match="fraction"):
+        LatentBank(z, clusters).core(distance, 0.0)
+    with pytest.raises(ValueError, match="15 members"):
+        LatentBank(z, clusters).core(distance[:3], 0.5)
