@@ -41,6 +41,12 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _cluster_runs(clusters: np.ndarray, n_clusters: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Size of each cluster and where its run starts once members are sorted by cluster."""
+    counts = np.bincount(clusters, minlength=n_clusters)
+    return counts, np.concatenate([[0], np.cumsum(counts)[:-1]])
+
+
 @dataclass
 class LatentBank:
     """Training latents grouped by cluster: where generated latents are drawn from."""
@@ -64,8 +70,7 @@ class LatentBank:
             n = self.clusters.shape[0]
             raise ValueError(f"distance has shape {distance.shape}; the bank has {n} members")
         order = np.lexsort((distance, self.clusters))  # by cluster, nearest first
-        counts = np.bincount(self.clusters)
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        counts, starts = _cluster_runs(self.clusters)
         rank = np.empty_like(order)
         rank[order] = np.arange(order.size) - starts[self.clusters[order]]
         keep = rank < np.maximum(1, np.ceil(fraction * counts[self.clusters]))
@@ -89,8 +94,7 @@ class LatentBank:
         targets = np.asarray(targets, dtype=np.int64)
         order = np.argsort(self.clusters, kind="stable")
         n_clusters = int(max(self.clusters.max(), targets.max()) + 1)
-        counts = np.bincount(self.clusters, minlength=n_clusters)
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        counts, starts = _cluster_runs(self.clusters, n_clusters)
         if (counts[targets] == 0).any():
             missing = sorted(set(targets[counts[targets] == 0].tolist()))
             raise RunFolderError(f"clusters {missing} have no training latents to draw from")
