@@ -6,8 +6,9 @@ Every estimator keeps its learned state in plain arrays (attributes ending in ``
 
 ``UmapGMM`` follows N2D (McConville et al., 2020): standardize, embed with UMAP, cluster the
 embedding with a Gaussian mixture. A fitted UMAP object cannot be stored without pickle, so new
-points are embedded by a k-nearest-neighbour rule (see :meth:`UmapGMM.transform`); ``predict``
-always uses that rule, before and after a save/load, so both give identical results.
+points are placed by their nearest training points (see :class:`UmapGMM`): embedded at the mean of
+their embeddings, and assigned by a vote of their mixture memberships. ``predict`` always uses that
+rule, before and after a save/load, so both give identical results.
 """
 
 from __future__ import annotations
@@ -262,10 +263,15 @@ class UmapGMM(_PersistentClusterer):
 
     UMAP's manifold embedding separates digit classes far better than k-means on raw latents. The
     fitted UMAP object is not kept (it cannot be stored without pickle); instead the standardized
-    training inputs and their UMAP embedding are kept, and any point is embedded as the
-    inverse-distance-weighted mean of the embeddings of its ``n_neighbors`` nearest training points
-    (a training point maps onto its own embedding). This approximates ``UMAP.transform`` and is the
-    only embedding ``predict`` uses, so predictions are identical before and after save/load.
+    training inputs and their UMAP embedding are kept. A new point is placed by its ``n_neighbors``
+    nearest training points, weighted by inverse distance (a training point is its own only
+    neighbour): ``transform`` embeds it at the weighted mean of their embeddings (an approximation
+    of ``UMAP.transform``), and ``predict_proba`` gives it the weighted mean of their mixture
+    memberships. Cluster memberships are voted, not read off the mean embedding: when a point's
+    neighbours lie in two clusters (a voice the training never heard, between two digits' clips),
+    the mean of their embeddings falls in the empty space between them, where the mixture's answer
+    is arbitrary; the vote sends the point where most of its neighbours are. Training points keep
+    their own labels, and predictions are identical before and after save/load.
     """
 
     _state_arrays = ("mean_", "scale_", "train_inputs_", "embedding_", "labels_")
@@ -316,24 +322,32 @@ class UmapGMM(_PersistentClusterer):
     def _build_neighbors(self) -> None:
         k = min(self.n_neighbors, self.train_inputs_.shape[0])
         self.neighbors_ = NearestNeighbors(n_neighbors=k).fit(self.train_inputs_)
+        # derived from the stored state, not stored: each training point's mixture memberships
+        self.train_posteriors_ = self.mixture_.predict_proba(self.embedding_)
 
-    def transform(self, X: ArrayLike) -> NDArray[np.float64]:
-        """The kNN out-of-sample embedding described in the class docstring."""
+    def _neighbours(self, X: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+        """Each point's nearest training points and their normalised inverse-distance weights
+        (only the exact matches, when a point is a training point)."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
-        Z = (X - self.mean_) / self.scale_
-        dist, idx = self.neighbors_.kneighbors(Z)
+        dist, idx = self.neighbors_.kneighbors((X - self.mean_) / self.scale_)
         exact = dist <= 1e-12
         has_exact = exact.any(axis=1, keepdims=True)
         weights = np.where(has_exact, exact.astype(np.float64), 1.0 / np.maximum(dist, 1e-12))
-        weights /= weights.sum(axis=1, keepdims=True)
+        return weights / weights.sum(axis=1, keepdims=True), idx
+
+    def transform(self, X: ArrayLike) -> NDArray[np.float64]:
+        """The kNN out-of-sample embedding described in the class docstring."""
+        weights, idx = self._neighbours(X)
         return np.einsum("nk,nkd->nd", weights, self.embedding_[idx])
 
     def predict(self, X: ArrayLike) -> NDArray[np.int64]:
-        return self.mixture_.predict(self.transform(X)).astype(np.int64)
+        return self.predict_proba(X).argmax(axis=1).astype(np.int64)
 
     def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
-        return self.mixture_.predict_proba(self.transform(X))
+        """The neighbours' mixture memberships, weighted as in :meth:`transform` (a vote)."""
+        weights, idx = self._neighbours(X)
+        return np.einsum("nk,nkc->nc", weights, self.train_posteriors_[idx])
 
     def centre_distance(self, X: ArrayLike) -> NDArray[np.float64]:
         """Mahalanobis distance, in the UMAP embedding, of each point to its own component's mean."""

@@ -119,6 +119,27 @@ def test_umap_gmm_save_load_identical(umap_fit, tmp_path: Path):
     assert cluster_acc(y[:200], back.predict(X_new)) > 0.95
 
 
+def test_umap_gmm_votes_new_points_by_their_neighbours(umap_fit):
+    """A new point's memberships are its neighbours' memberships, weighted by inverse distance:
+    a point whose neighbours sit in two clusters goes where most of them are, not wherever the
+    mixture puts the mean of their embeddings."""
+    model, X, _ = umap_fit
+    rng = np.random.default_rng(1)
+    a, b = model.labels_[0], next(c for c in model.labels_ if c != model.labels_[0])
+    in_a, in_b = X[model.labels_ == a], X[model.labels_ == b]
+    # between two clusters, nearer the first: more of its neighbours are there
+    near = X[:50] + rng.normal(scale=0.5, size=(50, X.shape[1]))
+    X_new = np.vstack([0.65 * in_a[:40] + 0.35 * in_b[:40], near])
+    dist, idx = model.neighbors_.kneighbors((X_new - model.mean_) / model.scale_)
+    w = 1.0 / dist
+    w /= w.sum(axis=1, keepdims=True)
+    vote = np.einsum("nk,nkc->nc", w, model.mixture_.predict_proba(model.embedding_)[idx])
+    np.testing.assert_allclose(model.predict_proba(X_new), vote, rtol=1e-9)
+    np.testing.assert_array_equal(model.predict(X_new), vote.argmax(axis=1))
+    neighbour_majority = np.array([np.bincount(model.labels_[i], minlength=5).argmax() for i in idx])
+    assert (model.predict(X_new) == neighbour_majority).mean() > 0.95
+
+
 def test_umap_gmm_rejects_tiny_input():
     with pytest.raises(ValueError, match="needs more samples"):
         UmapGMM(n_clusters=5).fit(np.random.default_rng(0).normal(size=(6, 3)))
