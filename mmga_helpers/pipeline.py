@@ -162,12 +162,14 @@ def train_image_autoencoder(run: Run, data: Data, force: bool = False, mismatch_
 def unimodal_image_side(run: Run, data: Data):
     """The unimodal image autoencoder (trained or reused), its codes of the MNIST training images and
     their cluster ids (the clustering stage's image clusterer when there is no image feedback,
-    ``image_unimodal`` otherwise). Returns ``(trained, z_train, ids)``."""
+    ``image_unimodal`` otherwise). Returns ``(trained, z_train, ids)``. The ids are the clusterer's
+    own ``labels_``: it is reused only when stamped with these very codes, and on its training
+    codes ``predict`` gives ``labels_``, so nothing is assigned twice (60,000 neighbour searches)."""
     from mmga_helpers.evaluation import image_clusterer
 
     trained = train_unimodal_image_autoencoder(run, data)
     z = encode(trained.model.encoder, data.image_train)
-    ids = np.asarray(image_clusterer(run, z, unimodal=image_feedback(run)).predict(z), np.int64)
+    ids = np.asarray(image_clusterer(run, z, unimodal=image_feedback(run)).labels_, np.int64)
     return trained, z, ids
 
 
@@ -187,7 +189,7 @@ def audio_train_clusters(run: Run, data: Data, mismatch_fraction: float = 0.0) -
     z = encode(ae.model.encoder, data.audio_train.x)
     name = f"{mismatch_tag(mismatch_fraction)}_audio" if mismatch_fraction else "audio"
     clusterer, _ = cached_clusterer(run, name, z, run.cfg.model.clustering.n_clusters)
-    return np.asarray(clusterer.predict(z), np.int64)
+    return np.asarray(clusterer.labels_, np.int64)  # == predict(z) on its own training codes
 
 
 def image_convergence_targets(

@@ -128,6 +128,8 @@ def test_clustering_is_repeatable(latents, name: str) -> None:
     a = make_clusterer(name, 4, cfg, random_state=5).fit(X)
     b = make_clusterer(name, 4, cfg, random_state=5).fit(X)
     np.testing.assert_array_equal(a.labels_, b.labels_)
+    # the pipeline reads a cached clusterer's training ids off labels_ instead of predicting again
+    np.testing.assert_array_equal(a.predict(X), a.labels_)
     probe = X[:50] + np.random.default_rng(0).normal(scale=0.3, size=(50, X.shape[1]))
     np.testing.assert_array_equal(a.predict(probe), b.predict(probe))
     assert cluster_acc(y, a.labels_) == cluster_acc(y, b.labels_)
