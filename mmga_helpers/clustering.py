@@ -315,14 +315,15 @@ class UmapGMM(_PersistentClusterer):
         )
         self.embedding_ = np.asarray(reducer.fit_transform(self.train_inputs_), dtype=np.float64)
         self.mixture_ = _fit_mixture(self.embedding_, self.n_clusters, "full", 3, seed)
-        self._build_neighbors()
+        self._build_assignment()
         self.labels_ = self.predict(X)
         return self
 
-    def _build_neighbors(self) -> None:
+    def _build_assignment(self) -> None:
+        """What placing new points needs, derived from the stored state after a fit or a load:
+        the neighbour index over the training inputs and each training point's memberships."""
         k = min(self.n_neighbors, self.train_inputs_.shape[0])
         self.neighbors_ = NearestNeighbors(n_neighbors=k).fit(self.train_inputs_)
-        # derived from the stored state, not stored: each training point's mixture memberships
         self.train_posteriors_ = self.mixture_.predict_proba(self.embedding_)
 
     def _neighbours(self, X: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
@@ -359,7 +360,7 @@ class UmapGMM(_PersistentClusterer):
     def _set_state(self, arrays: dict[str, NDArray]) -> None:
         super()._set_state(arrays)
         self.mixture_ = _mixture_from_state(arrays, "full", self.n_components)
-        self._build_neighbors()
+        self._build_assignment()
 
 
 Clusterer = LatentKMeans | LatentGMM | UmapGMM
