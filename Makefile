@@ -18,7 +18,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(BIN)/nbstripout --install 2>/dev/null || true
-	$(BIN)/python -m mmga_helpers.warmup
+	$(BIN)/python -m mmga_helpers.tools.warmup
 	touch $(STAMP)
 
 venv: $(STAMP)

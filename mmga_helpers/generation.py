@@ -10,24 +10,27 @@ table, the default, or the strongest association)
 -> a latent drawn *inside* the other modality's cluster (the code of one of its training members,
 drawn uniformly, so repeated calls vary; ``seed`` makes them repeatable) -> decoder -> for audio,
 Griffin-Lim back to a waveform. A run folder is usable only with its manifest ``mmga.json``,
-written by :func:`export_generator` once every artefact is complete; the manifest records the
-configuration, and a folder whose models were made under another configuration is refused.
+written by :func:`~mmga_helpers.stages.export.export_generator` once every artefact is complete;
+the manifest records the configuration, and a folder whose models were made under another
+configuration is refused.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from mmga_helpers import audio
-from mmga_helpers.config import Config, config_from_dict
-from mmga_helpers.features import images_to_unit, unit_logmel_to_waves, waves_to_unit_logmel
-from mmga_helpers.inference import BatchInference
-from mmga_helpers.io import read_json, read_npz, write_json, write_npz
+from mmga_helpers.core.config import Config, config_from_dict
+from mmga_helpers.core.inference import BatchInference
+from mmga_helpers.core.io import read_json, read_npz
+from mmga_helpers.core.stamps import file_sha256
+from mmga_helpers.learn.brain import ConvergenceDivergenceZone
+from mmga_helpers.learn.clustering import load_clusterer
+from mmga_helpers.learn.models import load_model
+from mmga_helpers.modalities.features import images_to_unit, unit_logmel_to_waves, waves_to_unit_logmel
 
 MANIFEST = "mmga.json"
 Mode = Literal["argmax", "sample"]
@@ -35,10 +38,6 @@ Mode = Literal["argmax", "sample"]
 
 class RunFolderError(RuntimeError):
     """A run folder is incomplete or was made by another configuration."""
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _cluster_runs(clusters: np.ndarray, n_clusters: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -59,10 +58,8 @@ class LatentBank:
         """This bank cut to each cluster's ``fraction`` of members nearest its centre (``distance``,
         e.g. a clusterer's ``centre_distance``; at least one member per cluster).
 
-        A cluster's rim holds its strays, and a stray decodes as another digit: drawing from the
-        inner half, the MNIST judge read the decoded members of the first-pass image clusters as
-        their cluster's digit 0.993 of the time, against 0.964 drawing from all (MNIST train,
-        full profile, seed 0)."""
+        A cluster's rim holds its strays, and a stray decodes as another digit; how much the core
+        helps is measured in the book's method page."""
         if not 0 < fraction <= 1:
             raise ValueError(f"fraction must be in (0, 1]; got {fraction!r}")
         distance = np.asarray(distance, dtype=np.float64)
@@ -81,9 +78,8 @@ class LatentBank:
         """For each target cluster, the code of one of its members, drawn uniformly.
 
         The brain re-activates a pattern the other modality actually experienced (Damasio's
-        retro-activation), not a blend: mixing two members (``a + u (b - a)``) pulls every draw
-        towards the cluster's middle, and the decoded sounds lost a tenth of the spread of real
-        ones (diversity ratio 0.458 against 0.518 for members, full profile, seed 1)."""
+        retro-activation), not a blend: mixing two members (``a + u (b - a)``) would pull every
+        draw towards the cluster's middle and narrow the spread of what is generated."""
         return self.draw_with_frames(targets, rng)[0]
 
     def draw_with_frames(
@@ -123,10 +119,6 @@ class MMGA:
     @classmethod
     def load(cls, folder: str | Path, seed: int | None = None) -> MMGA:
         """Open a run folder (``outputs/<profile>``); refuses missing, changed or foreign artefacts."""
-        from mmga_helpers.brain import ConvergenceDivergenceZone
-        from mmga_helpers.clustering import load_clusterer
-        from mmga_helpers.models import load_model
-
         folder = Path(folder)
         manifest_path = folder / MANIFEST
         if not manifest_path.is_file():
@@ -147,7 +139,7 @@ class MMGA:
                 raise RunFolderError(
                     f"{folder}: artefact {info['path']} is missing; rerun `mmga run --force`"
                 )
-            if _sha(path) != info["sha256"]:
+            if file_sha256(path) != info["sha256"]:
                 raise RunFolderError(
                     f"{folder}: artefact {info['path']} changed since the manifest was written (another "
                     "config or a retraining); rerun the generation notebook to export a consistent run"
@@ -174,7 +166,7 @@ class MMGA:
 
     @property
     def brain(self):
-        """The fitted :class:`~mmga_helpers.brain.ConvergenceDivergenceZone` of this run."""
+        """The fitted :class:`~mmga_helpers.learn.brain.ConvergenceDivergenceZone` of this run."""
         return self._p["brain"]
 
     # -- encoding and clustering ----------------------------------------------------------------
@@ -226,155 +218,3 @@ class MMGA:
         targets = self._p["brain"].predict_image(clusters, mode=mode, random_state=rng.integers(2**31))
         z = self._p["image_bank"].draw(np.asarray(targets), rng)
         return self._run("image_decoder", z)[..., 0].astype(np.float32)
-
-
-def export_generator(run, latents: dict[str, np.ndarray], clusters, audio_frames: np.ndarray) -> Path:
-    """Write the latent banks and the manifest ``mmga.json`` for ``run.seed`` (atomically, last).
-
-    ``clusters`` is the evaluation stage's ``ClusterResult``: the brain links its ``image_brain``
-    and ``audio_brain`` clusterings, so those are what generation uses; ``audio_frames`` are the
-    natural lengths of the audio training clips, so that a generated word is spoken at their pace."""
-    folder = run.dir
-    banks = folder / "generator" / f"seed{run.seed}_banks.npz"
-    fraction = run.cfg.generation.core_fraction
-    image = LatentBank(latents["image_train"], clusters.ids["image_brain_train"]).core(
-        clusters.image_brain.centre_distance(latents["image_train"]), fraction
-    )
-    audio = LatentBank(
-        latents["audio_train"], clusters.ids["audio_brain_train"], np.asarray(audio_frames, dtype=np.int64)
-    ).core(clusters.audio_brain.centre_distance(latents["audio_train"]), fraction)
-    write_npz(
-        banks,
-        image_z=image.z,
-        image_clusters=image.clusters,
-        audio_z=audio.z,
-        audio_clusters=audio.clusters,
-        audio_frames=audio.frames,
-    )
-    models, cl = run.models, clusters.folder
-    image_clusterer = cl / "image_brain.npz" if (cl / "image_brain.npz").is_file() else cl / "image.npz"
-    paths = {
-        "image_encoder": models / "image_autoencoder" / "encoder.keras",
-        "image_decoder": models / "image_autoencoder" / "decoder.keras",
-        "image_meta": models / "image_autoencoder" / "meta.json",
-        "audio_encoder": models / "audio_autoencoder" / "encoder.keras",
-        "audio_decoder": models / "audio_autoencoder" / "decoder.keras",
-        "audio_meta": models / "audio_autoencoder" / "meta.json",
-        "image_clusterer": image_clusterer,
-        "audio_clusterer": cl / "audio_brain.npz",
-        "brain": cl / "brain.npz",
-        "banks": banks,
-    }
-    manifest_path = folder / MANIFEST
-    manifest = read_json(manifest_path) if manifest_path.is_file() else {}
-    if manifest.get("config") not in (None, run.cfg.model_dump(mode="json")):
-        manifest = {}  # another configuration: start a fresh manifest rather than mix
-    manifest["config"] = run.cfg.model_dump(mode="json")
-    manifest.setdefault("default_seed", run.seed)
-    manifest.setdefault("seeds", {})[str(run.seed)] = {
-        "files": {k: {"path": str(p.relative_to(folder)), "sha256": _sha(p)} for k, p in paths.items()}
-    }
-    write_json(manifest_path, manifest)
-    return manifest_path
-
-
-def prepare_generator(run, data, force: bool = False) -> MMGA:
-    """Everything generation needs for this seed (reusing finished stages), exported and reloaded
-    through the public :meth:`MMGA.load`, so the notebook uses exactly what users get."""
-    from mmga_helpers.evaluation import cross_modal, fit_modality_clusters
-    from mmga_helpers.pipeline import latents, train_autoencoders
-
-    image_ae, audio_ae = train_autoencoders(run, data, force)
-    z = latents(run, data, image_ae, audio_ae, force)
-    clusters = fit_modality_clusters(run, z, force)
-    if force or not (clusters.folder / "brain.npz").is_file() or not clusters.reused:
-        cross_modal(run, data, z, clusters, save_as="brain")
-    export_generator(run, z, clusters, data.audio_train.frames)
-    return MMGA.load(run.dir, seed=run.seed)
-
-
-# -- judged scores -----------------------------------------------------------------------------------
-def mean_pairwise_distance(x: np.ndarray, max_items: int = 200, seed: int = 0) -> float:
-    """Mean Euclidean distance between distinct items (a seeded subsample of at most ``max_items``)."""
-    from scipy.spatial.distance import pdist
-
-    x = x.reshape(len(x), -1)
-    if len(x) > max_items:
-        x = x[np.random.default_rng(seed).choice(len(x), max_items, replace=False)]
-    return float(pdist(x).mean()) if len(x) > 1 else float("nan")
-
-
-def diversity_ratio(
-    generated: np.ndarray, real: np.ndarray, gen_digits: np.ndarray, real_digits: np.ndarray
-) -> float:
-    """Mean over digits of (spread among one digit's generated samples) / (spread among its real
-    samples): one template per digit scores 0, real-like variety scores about 1."""
-    ratios = [
-        mean_pairwise_distance(generated[gen_digits == d]) / mean_pairwise_distance(real[real_digits == d])
-        for d in np.intersect1d(gen_digits, real_digits)
-    ]
-    return float(np.nanmean(ratios))
-
-
-def generation_metrics(m: MMGA, data, judges, seed: int = 0, max_hear: int | None = None) -> dict[str, float]:
-    """``see`` on FSDD official test clips read by the MNIST judge; ``hear`` on MNIST test images read
-    by the FSDD judge; diversity of both against real samples of the same digit. The API's default
-    mode is scored; ``generation.argmax.*`` scores ``hear`` with the strongest link only."""
-    image_judge, audio_judge = judges
-    at = data.audio_test
-    seen = m.see(list(at.waves), sample_rate=m.cfg.data.fsdd.sample_rate, seed=seed)
-    xt, yt = data.image_test, data.image_test_labels
-    if max_hear is not None and len(xt) > max_hear:  # stratified by position: MNIST test is shuffled
-        xt, yt = xt[:max_hear], yt[:max_hear]
-    heard = np.stack(m.hear(xt, seed=seed))
-    heard_mels = waves_to_unit_logmel(heard, m.cfg)[0][..., 0]  # the space the real ones are in
-    real_mels = at.x[..., 0]
-    strongest = np.stack(m.hear(xt, seed=seed, mode="argmax"))
-    strongest_mels = waves_to_unit_logmel(strongest, m.cfg)[0][..., 0]
-    return {
-        "generation.argmax.hear_judge_acc": audio_judge.accuracy(strongest, yt),
-        "generation.argmax.diversity_ratio_audio": diversity_ratio(strongest_mels, real_mels, yt, at.digits),
-        "generation.see_judge_acc": image_judge.accuracy(seen, at.digits),
-        "generation.hear_judge_acc": audio_judge.accuracy(heard, yt),
-        "generation.diversity_ratio_image": diversity_ratio(
-            seen, data.image_test[..., 0], at.digits, data.image_test_labels
-        ),
-        "generation.diversity_ratio_audio": diversity_ratio(heard_mels, real_mels, yt, at.digits),
-    }
-
-
-def write_synthetic(m: MMGA, data, folder: str | Path, per_digit: int = 5, seed: int = 0) -> list[Path]:
-    """``synthetic/hear/digit<d>_<i>.wav`` from MNIST test images and ``synthetic/see/digit<d>.png``
-    grids from FSDD test clips, ``per_digit`` of each digit (all written atomically)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from mmga_helpers.io import write_with
-
-    folder = Path(folder)
-    rng = np.random.default_rng(seed)
-    written: list[Path] = []
-    labels, at = data.image_test_labels, data.audio_test
-    img_idx = np.concatenate(
-        [rng.choice(np.flatnonzero(labels == d), per_digit, replace=False) for d in range(10)]
-    )
-    clip_idx = np.concatenate(
-        [rng.choice(np.flatnonzero(at.digits == d), per_digit, replace=False) for d in range(10)]
-    )
-    heard = m.hear(data.image_test[img_idx], seed=seed)
-    for k, (i, wave) in enumerate(zip(img_idx, heard, strict=True)):
-        written.append(audio.write_wav(folder / "hear" / f"digit{labels[i]}_{k % per_digit}.wav", wave))
-    seen = m.see(list(at.waves[clip_idx]), seed=seed).reshape(10, per_digit, 28, 28)
-    for d in range(10):
-        fig, axes = plt.subplots(1, per_digit, figsize=(per_digit, 1.1))
-        for ax, img in zip(np.atleast_1d(axes), seen[d], strict=True):
-            ax.imshow(img, cmap="gray_r", vmin=0, vmax=1)
-            ax.set_axis_off()
-        fig.suptitle(f"seen from spoken '{d}'", fontsize=8)
-        written.append(
-            write_with(folder / "see" / f"digit{d}.png", lambda p, f=fig: f.savefig(p, format="png", dpi=100))
-        )
-        plt.close(fig)
-    return written

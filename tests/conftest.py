@@ -169,7 +169,7 @@ def build_fake_mnist(folder: Path, counts: dict[str, int], seed: int = 0) -> Fak
 def fake_mnist(offline: Offline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeMnist:
     """A fake MNIST (20 train, 10 test) that ``load_mnist`` accepts: the expected hashes and counts
     are patched to match it, and ``MMGA_DATA_DIR`` points at it."""
-    from mmga_helpers import data
+    from mmga_helpers.modalities import data
 
     counts = {"train": 20, "test": 10}
     fake = build_fake_mnist(tmp_path / "fake", counts)
@@ -237,6 +237,6 @@ def fsdd_copy(real_env: Offline, real_data: Path, tmp_path: Path) -> FsddCopy:
 
 @pytest.fixture(scope="session")
 def quick_fsdd_cfg():
-    from mmga_helpers.config import load_config
+    from mmga_helpers.core.config import load_config
 
     return load_config("quick").data.fsdd

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mmga_helpers import audio as A
-from mmga_helpers.audio import AudioError
-from mmga_helpers.config import FsddConfig, load_config
+from mmga_helpers.core.config import FsddConfig, load_config
+from mmga_helpers.modalities import audio as A
+from mmga_helpers.modalities.audio import AudioError
 
 
 @pytest.fixture(scope="module")
@@ -405,8 +405,8 @@ def test_time_normalisation_aligns_slow_and_fast_words() -> None:
     the switch falls on the same frame (mid-window) in both; raw, it falls twice as late."""
     import librosa
 
-    from mmga_helpers.config import config_from_dict, profile_dict
-    from mmga_helpers.features import waves_to_unit_logmel
+    from mmga_helpers.core.config import config_from_dict, profile_dict
+    from mmga_helpers.modalities.features import waves_to_unit_logmel
 
     def word(seconds: float) -> np.ndarray:
         return np.concatenate([_tone(400, seconds / 2, 8000), _tone(1500, seconds / 2, 8000)])

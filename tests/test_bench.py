@@ -12,9 +12,10 @@ import pytest
 from test_generation import build_fake_run, tone  # a sibling test module: tests/ is on sys.path
 from test_training import tiny_cfg as _tiny_cfg
 
-from mmga_helpers import bench
-from mmga_helpers.config import AutoencoderConfig
-from mmga_helpers.io import write_json
+from mmga_helpers.core import machine
+from mmga_helpers.core.config import AutoencoderConfig
+from mmga_helpers.core.io import write_json
+from mmga_helpers.tools import bench, throughput
 
 
 def tiny_cfg(**changes) -> AutoencoderConfig:
@@ -37,7 +38,7 @@ def private_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 # -- FLOPs ----------------------------------------------------------------------------------------------
 def test_macs_counted_by_hand() -> None:
-    from mmga_helpers.models import build_autoencoder
+    from mmga_helpers.learn.models import build_autoencoder
 
     ae = build_autoencoder(tiny_cfg(), "tiny")
     encoder = {"enc0_conv": 14 * 14 * (3 * 3 * 1 * 4), "latent": 14 * 14 * 4 * 2}
@@ -46,19 +47,19 @@ def test_macs_counted_by_hand() -> None:
         "dec0_deconv": 14 * 14 * (3 * 3 * 4 * 4),  # per input pixel: the whole kernel
         "reconstruction": 28 * 28 * (3 * 3 * 4 * 1),
     }
-    assert bench.model_macs(ae.encoder) == encoder
-    assert bench.model_macs(ae.decoder) == decoder
-    assert bench.model_macs(ae.autoencoder) == {**encoder, **decoder}  # nested models are counted
-    assert bench.model_flops(ae.encoder) == 2 * sum(encoder.values())
+    assert throughput.model_macs(ae.encoder) == encoder
+    assert throughput.model_macs(ae.decoder) == decoder
+    assert throughput.model_macs(ae.autoencoder) == {**encoder, **decoder}  # nested models are counted
+    assert throughput.model_flops(ae.encoder) == 2 * sum(encoder.values())
 
 
 def test_macs_of_the_cropped_audio_model() -> None:
-    from mmga_helpers.config import load_config
-    from mmga_helpers.models import build_autoencoder
+    from mmga_helpers.core.config import load_config
+    from mmga_helpers.learn.models import build_autoencoder
 
     cfg = load_config("quick").model.audio_autoencoder
     ae = build_autoencoder(cfg, "audio")
-    macs = bench.model_macs(ae.autoencoder)
+    macs = throughput.model_macs(ae.autoencoder)
     n_blocks = len(cfg.encoder_layers)
     assert len(macs) == 2 * n_blocks + 3  # convs, deconvs, latent, dec_dense, reconstruction
     h, w = cfg.input_shape[:2]
@@ -68,12 +69,12 @@ def test_macs_of_the_cropped_audio_model() -> None:
 
 # -- the machine ---------------------------------------------------------------------------------------
 def test_matmul_rate_and_memory() -> None:
-    rate = bench.matmul_rate(n=64, repeats=1)
+    rate = throughput.matmul_rate(n=64, repeats=1)
     assert rate["n"] == 64 and positive(rate["numpy_gflops"]) and positive(rate["tensorflow_gflops"])
-    mem = bench.memory()
+    mem = machine.memory()
     assert set(mem) == {"peak_rss_mib", "peak_rss_children_mib", "rss_now_mib"}
     assert positive(mem["peak_rss_mib"]) and mem["peak_rss_mib"] >= mem["rss_now_mib"] * 0.5
-    info = bench.machine()
+    info = machine.machine()
     assert info["cores"] >= 1 and len(info["load_average_1_5_15_min"]) == 3
 
 
@@ -84,7 +85,7 @@ def test_training_throughput(convergence: bool) -> None:
     cfg = tiny_cfg()
     if convergence:  # the model as an encoder with feedback trains it: with its convergence head
         cfg = cfg.model_copy(update={"convergence_weight": 1.0})
-    out = bench.training_throughput(cfg, x, "tiny", rounds=1)
+    out = throughput.training_throughput(cfg, x, "tiny", rounds=1)
     assert (out["n_train"], out["n_val"], out["batch_size"], out["rounds"]) == (86, 10, 32, 1)
     for key in ("pipeline_samples_per_s", "bare_fit_samples_per_s", "ratio"):
         assert positive(out[key]), key
@@ -95,16 +96,16 @@ def test_training_throughput(convergence: bool) -> None:
 
 
 def test_encoder_throughput() -> None:
-    from mmga_helpers.models import build_autoencoder
+    from mmga_helpers.learn.models import build_autoencoder
 
     encoder = build_autoencoder(tiny_cfg(), "tiny").encoder
     x = np.random.default_rng(0).random((64, 28, 28, 1), dtype=np.float32)
-    out = bench.encoder_throughput(encoder, x, gflops=10.0, repeats=1)
+    out = throughput.encoder_throughput(encoder, x, gflops=10.0, repeats=1)
     assert out["n"] == 64
     for key in ("seconds", "items_per_s", "mflops_per_item", "bound_s", "fraction_of_bound"):
         assert positive(out[key]), key
-    assert out["mflops_per_item"] == pytest.approx(bench.model_flops(encoder) / 1e6)
-    assert out["bound_s"] == pytest.approx(bench.model_flops(encoder) * 64 / 10e9)
+    assert out["mflops_per_item"] == pytest.approx(throughput.model_flops(encoder) / 1e6)
+    assert out["bound_s"] == pytest.approx(throughput.model_flops(encoder) * 64 / 10e9)
 
 
 # -- generation ------------------------------------------------------------------------------------------
@@ -132,13 +133,13 @@ def test_generation_throughput_direct(tmp_path: Path) -> None:
     fake = build_fake_run(tmp_path / "run")
     m = MMGA(fake.cfg, fake.parts)
     images = np.random.default_rng(0).random((3, 28, 28), dtype=np.float32)
-    out = bench.generation_throughput(m, images, [tone(300), tone(500)], 8000, repeats=1)
+    out = throughput.generation_throughput(m, images, [tone(300), tone(500)], 8000, repeats=1)
     assert out["see_clips"] == 2 and out["hear_images"] == 3 and positive(out["hear_clips_per_s"])
 
 
 # -- stages, everything, the command ---------------------------------------------------------------------
 def test_run_stages(private_root: Path) -> None:
-    from mmga_helpers.config import load_config
+    from mmga_helpers.core.config import load_config
 
     cfg = load_config("quick")
     empty = bench.run_stages(cfg)
@@ -188,7 +189,7 @@ def test_cli_bench(private_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`mmga bench` without a subcommand runs every section; `mmga bench generation` one."""
     from typer.testing import CliRunner
 
-    from mmga_helpers.cli import app
+    from mmga_helpers.tools.cli import app
 
     calls = []
 
@@ -227,8 +228,8 @@ def test_cli_bench_full_disk_is_one_line(private_root: Path, monkeypatch: pytest
 
     from typer.testing import CliRunner
 
-    from mmga_helpers import io as mio
-    from mmga_helpers.cli import app
+    from mmga_helpers.core import io as mio
+    from mmga_helpers.tools.cli import app
 
     monkeypatch.setattr(bench, "bench_all", lambda profile, sections=(): {"profile": profile, "run": 2})
     runner = CliRunner()

@@ -1,6 +1,6 @@
 """The built book works in a browser, offline.
 
-A small book is built with :mod:`mmga_helpers.book` from a fixture notebook executed by papermill
+A small book is built with :mod:`mmga_helpers.tools.book` from a fixture notebook executed by papermill
 (one plotly figure, one audio player, one matplotlib image), served on 127.0.0.1 and opened page by
 page in headless Chromium: no severe console errors (a resource fetched from the network fails
 here, as it would for an offline reader), every plotly figure draws, every sound decodes, every
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from mmga_helpers.book import filter_toc, metrics_markdown
+from mmga_helpers.tools.book import filter_toc, metrics_markdown
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -50,7 +50,7 @@ def test_metrics_markdown_table() -> None:
         "| `brain.n_links` | 10 |  |  |",
     ]
     assert "## `image_purity`\n\ncluster | purity. \nRecompute: `mmga evaluate --profile full`." in page
-    assert "## `brain`" in page and page.count("| Metric | Value | n | Target |") == 2
+    assert "## `brain`" in page and page.count("| Metric | Mean ± sample std | n | Target |") == 2
     assert "holds no numeric metrics" in metrics_markdown({}, "quick")
 
 
@@ -224,8 +224,8 @@ def check_site(html_dir: Path, screenshot_dir: Path, profile_dir: Path) -> tuple
 
 @pytest.mark.browser
 def test_small_book_works_offline_in_chromium(tmp_path: Path) -> None:
-    from mmga_helpers.book import build_book
-    from mmga_helpers.runner import execute_one
+    from mmga_helpers.tools.book import build_book
+    from mmga_helpers.tools.execution import execute_one
 
     executed = tmp_path / "executed" / "01_data.ipynb"
     params = {"profile": "quick", "seed": 0, "config_path": "", "output_dir": str(tmp_path / "out")}

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from mmga_helpers.brain import ConvergenceDivergenceZone
+from mmga_helpers.learn.brain import ConvergenceDivergenceZone
 
 
 @pytest.fixture(scope="module")

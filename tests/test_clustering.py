@@ -10,17 +10,11 @@ from sklearn.base import clone
 from sklearn.datasets import make_blobs
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from mmga_helpers.clustering import (
-    JointClustering,
-    LatentGMM,
-    LatentKMeans,
-    UmapGMM,
-    load_clusterer,
-    make_clusterer,
-    read_model,
-)
-from mmga_helpers.config import load_config
-from mmga_helpers.metrics import cluster_acc
+from mmga_helpers.core.config import load_config
+from mmga_helpers.core.metrics import cluster_acc
+from mmga_helpers.learn.clusterers import LatentGMM, LatentKMeans, UmapGMM
+from mmga_helpers.learn.clustering import JointClustering, load_clusterer, make_clusterer
+from mmga_helpers.learn.persistence import read_model
 
 
 # Small n_init keeps the ~45 standard checks fast; no check is expected to fail.

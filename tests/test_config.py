@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 import yaml
 
-from mmga_helpers.config import PROFILES, Config, ConfigError, config_from_dict, load_config, profile_dict
+from mmga_helpers.core.config import (
+    PROFILES,
+    Config,
+    ConfigError,
+    config_from_dict,
+    load_config,
+    profile_dict,
+)
 
 
 def _quick() -> dict[str, Any]:

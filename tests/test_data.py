@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mmga_helpers import data
-from mmga_helpers.data import DataError, load_fsdd, load_mnist, speaker_folds
+from mmga_helpers.modalities import data
+from mmga_helpers.modalities.data import DataError, load_fsdd, load_mnist, speaker_folds
 
 try:  # tests/ is on sys.path (no __init__.py there) ...
     from conftest import MNIST_FILES, FakeMnist, FsddCopy, Offline, corrupt_gz_content, sha256

@@ -10,11 +10,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmga_helpers import baselines, evaluation
-from mmga_helpers.clustering import make_clusterer
-from mmga_helpers.config import config_from_dict, profile_dict
-from mmga_helpers.features import AudioSet
-from mmga_helpers.pipeline import Data, Run
+from mmga_helpers.core.config import config_from_dict, profile_dict
+from mmga_helpers.core.metrics import cluster_digit_counts
+from mmga_helpers.display.views import reading_order, two_d_views
+from mmga_helpers.evaluation import baselines, driver
+from mmga_helpers.evaluation.clusters import cluster_figures, joint_figures
+from mmga_helpers.evaluation.driver import Evaluation, evaluate, record_evaluation
+from mmga_helpers.evaluation.holdout import (
+    Fold,
+    HoldoutImages,
+    LinkedImages,
+    holdout_fold,
+    speaker_holdout_see,
+)
+from mmga_helpers.evaluation.robustness import cross_modal_figures
+from mmga_helpers.evaluation.tables import metrics_table, zone_share_by_threshold
+from mmga_helpers.learn.brain import ConvergenceDivergenceZone
+from mmga_helpers.learn.clustering import make_clusterer
+from mmga_helpers.modalities.features import AudioSet
+from mmga_helpers.stages import clusterings
+from mmga_helpers.stages.clusterings import fit_modality_clusters
+from mmga_helpers.stages.linking import cross_modal, fit_brain, posteriors_of, recall
+from mmga_helpers.stages.run import Data, Run
 
 N_IMG, N_IMG_TEST = 3000, 600
 SPEAKERS = ("ann", "bob", "cid", "dee", "eve", "fay")
@@ -79,9 +96,9 @@ def blobs() -> tuple[Data, dict[str, np.ndarray]]:
 
 # -- labels never reach what learns -----------------------------------------------------------------
 def test_learning_functions_take_no_labels() -> None:
-    params = set(inspect.signature(evaluation.fit_modality_clusters).parameters)
+    params = set(inspect.signature(fit_modality_clusters).parameters)
     assert params == {"run", "z", "force", "algorithm", "image_brain_clusters", "prefix"}
-    brain_params = set(inspect.signature(evaluation.fit_brain).parameters)
+    brain_params = set(inspect.signature(fit_brain).parameters)
     assert brain_params == {
         "image_clusters",
         "audio_clusters",
@@ -95,7 +112,7 @@ def test_clusterers_see_only_latents(tmp_path, blobs, monkeypatch) -> None:
     """Every fit gets one float latent array of a training split and no ``y``."""
     _data, z = blobs
     seen: list[tuple[np.ndarray, object]] = []
-    real = evaluation.make_clusterer
+    real = make_clusterer
 
     def spy(*args, **kwargs):
         est = real(*args, **kwargs)
@@ -108,8 +125,8 @@ def test_clusterers_see_only_latents(tmp_path, blobs, monkeypatch) -> None:
         est.fit = recording_fit
         return est
 
-    monkeypatch.setattr(evaluation, "make_clusterer", spy)
-    evaluation.fit_modality_clusters(make_run(tmp_path), z, image_brain_clusters=20)
+    monkeypatch.setattr(clusterings, "make_clusterer", spy)
+    fit_modality_clusters(make_run(tmp_path), z, image_brain_clusters=20)
     assert len(seen) == 4  # image, audio, audio_brain, image_brain
     for X, y in seen:
         assert y is None
@@ -121,7 +138,7 @@ def test_clusterers_see_only_latents(tmp_path, blobs, monkeypatch) -> None:
 def test_clusters_saved_reused_and_refitted(tmp_path, blobs) -> None:
     _data, z = blobs
     run = make_run(tmp_path)
-    first = evaluation.fit_modality_clusters(run, z)
+    first = fit_modality_clusters(run, z)
     folder = tmp_path / "outputs" / "quick" / "clusters" / "seed0"
     assert first.folder == folder and not first.reused
     for name in ("image", "audio", "audio_brain", "image_brain", "clusters"):
@@ -129,20 +146,20 @@ def test_clusters_saved_reused_and_refitted(tmp_path, blobs) -> None:
     assert first.sizes == {"image": 10, "audio": 10, "audio_brain": 20, "image_brain": 10}
     assert first.ids["audio_brain_train"].max() < 20 and len(first.ids["image_test"]) == N_IMG_TEST
 
-    again = evaluation.fit_modality_clusters(run, z)
+    again = fit_modality_clusters(run, z)
     assert again.reused
     for key, ids in first.ids.items():
         np.testing.assert_array_equal(again.ids[key], ids)
 
     moved = dict(z, audio_train=z["audio_train"] + 1.0)  # other latents: the audio models are refitted
-    assert not evaluation.fit_modality_clusters(run, moved).reused
-    assert not evaluation.fit_modality_clusters(run, moved, force=True).reused
+    assert not fit_modality_clusters(run, moved).reused
+    assert not fit_modality_clusters(run, moved, force=True).reused
 
 
 def test_cluster_figures_on_separated_blobs(tmp_path, blobs) -> None:
     data, z = blobs
-    clusters = evaluation.fit_modality_clusters(make_run(tmp_path), z)
-    figs = evaluation.cluster_figures(data, z, clusters)
+    clusters = fit_modality_clusters(make_run(tmp_path), z)
+    figs = cluster_figures(data, z, clusters)
     assert set(figs) == {
         f"{m}.cluster.{s}" for m in ("image", "audio") for s in ("acc", "nmi", "ari", "silhouette")
     }
@@ -155,15 +172,15 @@ def test_cluster_figures_on_separated_blobs(tmp_path, blobs) -> None:
 def test_cross_modal_high_for_separated_blobs(tmp_path, blobs) -> None:
     data, z = blobs
     run = make_run(tmp_path)
-    clusters = evaluation.fit_modality_clusters(run, z)
-    figs = evaluation.cross_modal_figures(run, data, z, clusters)
+    clusters = fit_modality_clusters(run, z)
+    figs = cross_modal_figures(run, data, z, clusters)
     assert figs["cross_modal.image_to_audio_acc"] > 0.95
     assert figs["cross_modal.audio_to_image_acc"] > 0.95
     assert figs["cross_modal.mismatch20.image_to_audio_drop"] < 0.03
     assert figs["cross_modal.mismatch20.audio_to_image_drop"] < 0.03
-    brain = evaluation.ConvergenceDivergenceZone.load(clusters.folder / "brain.npz")
+    brain = ConvergenceDivergenceZone.load(clusters.folder / "brain.npz")
     assert brain.counts_.shape == (10, 20) and brain.counts_.sum() == N_IMG
-    noisy = evaluation.ConvergenceDivergenceZone.load(clusters.folder / "brain_mismatch20.npz")
+    noisy = ConvergenceDivergenceZone.load(clusters.folder / "brain_mismatch20.npz")
     assert noisy.counts_.sum() == N_IMG and not np.array_equal(noisy.counts_, brain.counts_)
 
 
@@ -176,7 +193,7 @@ def test_cross_modal_near_chance_when_audio_is_noise(tmp_path) -> None:
     for seed in range(3):
         data, z = synthetic(seed, audio_noise=True, n_img=1500)
         run = make_run(tmp_path / str(seed), seed=seed)
-        res = evaluation.cross_modal(run, data, z, evaluation.fit_modality_clusters(run, z))
+        res = cross_modal(run, data, z, fit_modality_clusters(run, z))
         i2a.append(res.image_to_audio_acc)
         a2i.append(res.audio_to_image_acc)
         i2a_train.append(res.image_to_audio_acc_train_majority)
@@ -187,25 +204,25 @@ def test_cross_modal_near_chance_when_audio_is_noise(tmp_path) -> None:
 def test_soft_recall_and_image_overclustering(tmp_path) -> None:
     data, z = synthetic(1, dim=6, n_img=1000)  # small: full-covariance mixtures fit fast
     run = make_run(tmp_path, algorithm="gmm")
-    clusters = evaluation.fit_modality_clusters(run, z, image_brain_clusters=15)
+    clusters = fit_modality_clusters(run, z, image_brain_clusters=15)
     assert clusters.n_image_brain == 15 and clusters.image_brain is not clusters.image
-    post = evaluation.posteriors_of(clusters.audio_brain, z["audio_test"])
+    post = posteriors_of(clusters.audio_brain, z["audio_test"])
     assert post is not None and post.shape == (len(z["audio_test"]), 20)
     np.testing.assert_allclose(post.sum(axis=1), 1.0, atol=1e-3)
-    soft = evaluation.cross_modal(run, data, z, clusters, soft=True)
+    soft = cross_modal(run, data, z, clusters, soft=True)
     assert soft.image_to_audio_acc > 0.9 and soft.audio_to_image_acc > 0.9
     # one-hot posteriors give exactly the hard recall
     brain = soft.brain
     ids = clusters.ids["audio_brain_test"]
     np.testing.assert_array_equal(
-        evaluation.recall(brain, "audio_to_image", ids, np.eye(20)[ids]), brain.predict_image(ids)
+        recall(brain, "audio_to_image", ids, np.eye(20)[ids]), brain.predict_image(ids)
     )
 
 
 def test_joint_figures(tmp_path, blobs) -> None:
     data, z = blobs
     run = make_run(tmp_path)
-    figs = evaluation.joint_figures(run, data, z)
+    figs = joint_figures(run, data, z)
     assert set(figs) == {"joint.cluster.acc", "joint.cluster.nmi", "joint.cluster.ari"}
     assert figs["joint.cluster.acc"] > 0.95
     assert (tmp_path / "outputs" / "quick" / "clusters" / "seed0" / "joint.npz").is_file()
@@ -214,39 +231,24 @@ def test_joint_figures(tmp_path, blobs) -> None:
 def test_holdout_fold_generalises_to_a_new_voice(tmp_path, blobs) -> None:
     data, z = blobs
     run = make_run(tmp_path)
-    clusters = evaluation.fit_modality_clusters(run, z)
-    counts = evaluation.cluster_digit_counts(
+    clusters = fit_modality_clusters(run, z)
+    counts = cluster_digit_counts(
         clusters.ids["image_brain_train"], data.image_train_labels, 10, 10
     )
     held = data.audio_train.speakers == "ann"
-    args = (run, clusters.ids["image_brain_train"], counts, data.image_train_labels)
-    acc = evaluation.holdout_fold(
-        *args,
-        z["audio_train"][~held],
-        data.audio_train.digits[~held],
-        z["audio_train"][held],
-        data.audio_train.digits[held],
-        "kmeans",
-        "ann",
-    )
-    assert acc > 0.9
-    shuffled = np.random.default_rng(0).permutation(data.audio_train.digits[held])
-    wrong = evaluation.holdout_fold(
-        *args,
-        z["audio_train"][~held],
-        data.audio_train.digits[~held],
-        z["audio_train"][held],
-        shuffled,
-        "kmeans",
-        "ann",
-    )
-    assert wrong < 0.3
+    images = LinkedImages(clusters.ids["image_brain_train"], data.image_train_labels, counts)
+    za, digits = z["audio_train"], data.audio_train.digits
+    fold = Fold("ann", za[~held], digits[~held], za[held], digits[held])
+    assert holdout_fold(run, images, fold, algorithm="kmeans") > 0.9
+    shuffled = np.random.default_rng(0).permutation(digits[held])
+    wrong = Fold("ann", za[~held], digits[~held], za[held], shuffled)
+    assert holdout_fold(run, images, wrong, algorithm="kmeans") < 0.3
 
 
 def test_evaluate_keys_and_timings(tmp_path, blobs) -> None:
     data, z = blobs
-    details = evaluation.Evaluation()
-    figs = evaluation.evaluate(make_run(tmp_path), data, z, loso=False, baselines=False, details=details)
+    details = Evaluation()
+    figs = evaluate(make_run(tmp_path), data, z, loso=False, baselines=False, details=details)
     expected = {f"{m}.cluster.{s}" for m in ("image", "audio") for s in ("acc", "nmi", "ari", "silhouette")}
     expected |= {"joint.cluster.acc", "joint.cluster.nmi", "joint.cluster.ari"}
     expected |= {f"cross_modal.{d}_acc" for d in ("image_to_audio", "audio_to_image")}
@@ -258,19 +260,19 @@ def test_evaluate_keys_and_timings(tmp_path, blobs) -> None:
     assert set(figs) == expected
     assert all(isinstance(v, float) for v in figs.values())
     assert set(details.wall_time_s) == {"clusters", "joint", "brain"}
-    table = evaluation.metrics_table(figs)
+    table = metrics_table(figs)
     assert table.loc["cross_modal.image_to_audio_acc", "target"] == ">= 0.97"
 
 
 def test_mismatched_world_feeds_the_noisy_brain(tmp_path, blobs, monkeypatch) -> None:
     """With a convergence head, the 20 %-mismatched brain is fitted on the codes of an audio
-    encoder retrained on the noisy pairs (:func:`evaluation.mismatched_world`), not on the clean
+    encoder retrained on the noisy pairs (:func:`mismatched_world`), not on the clean
     encoder's: here that world's clips are noise, so only its brain loses its audio -> image recall."""
     data, z = blobs
     run = make_run(tmp_path, convergence_weight=1.0)
     calls = []
 
-    def noise_world(run_, data_, z_, clusters, force=False):
+    def noise_world(run_, data_, z_, clusters, *, force=False):
         calls.append(run_.seed)
         zn = dict(z_)
         rng = np.random.default_rng(0)
@@ -286,9 +288,9 @@ def test_mismatched_world_feeds_the_noisy_brain(tmp_path, blobs, monkeypatch) ->
         }
         return zn, replace(clusters, audio_brain=audio_brain, ids=ids)
 
-    monkeypatch.setattr(evaluation, "mismatched_world", noise_world)
-    details = evaluation.Evaluation()
-    figs = evaluation.evaluate(run, data, z, loso=False, baselines=False, details=details)
+    monkeypatch.setattr(driver, "mismatched_world", noise_world)
+    details = Evaluation()
+    figs = evaluate(run, data, z, loso=False, baselines=False, details=details)
     assert calls == [0] and "mismatched_world" in details.wall_time_s
     assert figs["cross_modal.audio_to_image_acc"] > 0.9
     assert figs["cross_modal.mismatch20.audio_to_image_acc"] < 0.5
@@ -298,8 +300,8 @@ def test_mismatched_world_feeds_the_noisy_brain(tmp_path, blobs, monkeypatch) ->
 def test_record_evaluation_keeps_per_seed_details(tmp_path, blobs) -> None:
     data, _z = blobs
     run = make_run(tmp_path)
-    details = evaluation.Evaluation(wall_time_s={"brain": 1.0}, speaker_holdout={"ann": 0.5})
-    out = evaluation.record_evaluation(run, data, {"cross_modal.audio_to_image_acc": 0.5}, details)
+    details = Evaluation(wall_time_s={"brain": 1.0}, speaker_holdout={"ann": 0.5})
+    out = record_evaluation(run, data, {"cross_modal.audio_to_image_acc": 0.5}, details)
     assert out["cross_modal"]["audio_to_image_acc"]["mean"] == 0.5
     assert out["run"]["per_seed"]["0"]["speaker_holdout_audio_to_image_acc"] == {"ann": 0.5}
     assert out["run"]["data_sizes"]["mnist_train"] == N_IMG and out["run"]["machine"]["cores"]
@@ -308,8 +310,8 @@ def test_record_evaluation_keeps_per_seed_details(tmp_path, blobs) -> None:
 def test_zone_share_by_threshold(tmp_path, blobs) -> None:
     data, z = blobs
     run = make_run(tmp_path)
-    res = evaluation.cross_modal(run, data, z, evaluation.fit_modality_clusters(run, z))
-    table = evaluation.zone_share_by_threshold(res.brain, [0.05, 0.5, 1.0])
+    res = cross_modal(run, data, z, fit_modality_clusters(run, z))
+    table = zone_share_by_threshold(res.brain, [0.05, 0.5, 1.0])
     image = table[table["modality"] == "image"].set_index("threshold")["convergence_share"]
     assert image[0.05] == 1.0 and image[1.0] == 0.0  # shares fall as the threshold rises
     assert (np.diff(image.to_numpy()) <= 0).all()
@@ -317,8 +319,8 @@ def test_zone_share_by_threshold(tmp_path, blobs) -> None:
 
 # -- baselines on a tiny real subset --------------------------------------------------------------------
 def test_baselines_on_a_tiny_real_subset(real_env, tmp_path) -> None:
-    from mmga_helpers.data import load_fsdd, load_mnist
-    from mmga_helpers.features import images_to_unit, waves_to_unit_logmel
+    from mmga_helpers.modalities.data import load_fsdd, load_mnist
+    from mmga_helpers.modalities.features import images_to_unit, waves_to_unit_logmel
 
     run = make_run(tmp_path)
     (xi, yi), (xt, yt) = load_mnist("train"), load_mnist("test")
@@ -353,13 +355,13 @@ def test_baselines_on_a_tiny_real_subset(real_env, tmp_path) -> None:
 
 
 def test_brain_figures(tmp_path, blobs) -> None:
-    from mmga_helpers import figures
+    from mmga_helpers.display import figures
 
     data, z = blobs
     run = make_run(tmp_path)
-    clusters = evaluation.fit_modality_clusters(run, z)
-    brain = evaluation.cross_modal(run, data, z, clusters).brain
-    order, labels = evaluation.reading_order(brain.counts_)
+    clusters = fit_modality_clusters(run, z)
+    brain = cross_modal(run, data, z, clusters).brain
+    order, labels = reading_order(brain.counts_)
     assert sorted(order.tolist()) == list(range(10)) and labels[0].startswith("c")
     s = brain.strengths_["image_to_audio"]
     fig = figures.strength_heatmap(s, [str(i) for i in range(10)], [str(a) for a in range(20)], zmax=None)
@@ -368,7 +370,7 @@ def test_brain_figures(tmp_path, blobs) -> None:
         figures.strength_heatmap(s, ["a"], ["b"])
     zones = brain.zones()
     assert len(figures.zone_scatter(zones, 0.5).data) >= 1
-    curve = figures.threshold_curve(evaluation.zone_share_by_threshold(brain, [0.2, 0.8]), 0.5)
+    curve = figures.threshold_curve(zone_share_by_threshold(brain, [0.2, 0.8]), 0.5)
     assert {t.name for t in curve.data} == {"image", "audio", "pairs"}
 
 
@@ -390,7 +392,8 @@ def test_speaker_holdout_see_draws_inside_the_recalled_clusters(tmp_path) -> Non
         "ann": (np.array([0, 1, 1]), np.array([0, 1, 1])),
         "bob": (np.array([1, 1]), np.array([0, 0])),
     }
-    out = evaluation.speaker_holdout_see(make_run(tmp_path), z, ids, Decoder(), judge, recalled)
+    images = HoldoutImages(ids, ids, 2, z, Decoder())
+    out = speaker_holdout_see(make_run(tmp_path), images, judge, recalled)
     assert out == {"ann": 1.0, "bob": 0.0}
 
 
@@ -411,8 +414,10 @@ def test_speaker_holdout_see_draws_from_the_cluster_core(tmp_path) -> None:
     recalled = {"ann": (np.ones(200, np.int64), np.ones(200, np.int64))}
     run = make_run(tmp_path)
     assert run.cfg.generation.core_fraction == 0.5
-    assert evaluation.speaker_holdout_see(run, z, ids, Decoder(), judge, recalled, distance) == {"ann": 1.0}
-    assert evaluation.speaker_holdout_see(run, z, ids, Decoder(), judge, recalled)["ann"] < 0.7
+    core = HoldoutImages(ids, ids, 2, z, Decoder(), distance)
+    assert speaker_holdout_see(run, core, judge, recalled) == {"ann": 1.0}
+    everyone = HoldoutImages(ids, ids, 2, z, Decoder())
+    assert speaker_holdout_see(run, everyone, judge, recalled)["ann"] < 0.7
 
 
 @pytest.mark.parametrize("method", ["umap", "tsne"])
@@ -422,14 +427,14 @@ def test_two_d_views_keep_separated_blobs_apart(method: str) -> None:
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(4), 150)
     x = rng.normal(0, 8, (4, 12))[labels] + rng.normal(0, 0.5, (600, 12))
-    xy, idx = evaluation.two_d_views(x, method, seed=1, max_points=400)
+    xy, idx = two_d_views(x, method, seed=1, max_points=400)
     assert xy.shape == (400, 2) and np.isfinite(xy).all()
     assert len(np.unique(idx)) == 400 and (np.diff(idx) > 0).all()
-    again, idx2 = evaluation.two_d_views(x, method, seed=1, max_points=400)
+    again, idx2 = two_d_views(x, method, seed=1, max_points=400)
     np.testing.assert_array_equal(idx, idx2)
     np.testing.assert_allclose(xy, again)  # seeded: the same view twice
     d = ((xy[:, None] - xy[None]) ** 2).sum(-1)
     np.fill_diagonal(d, np.inf)
     assert (labels[idx][d.argmin(axis=1)] == labels[idx]).mean() > 0.98
     with pytest.raises(ValueError, match="umap' or 'tsne"):
-        evaluation.two_d_views(x, "pca", seed=1)  # type: ignore[arg-type]
+        two_d_views(x, "pca", seed=1)  # type: ignore[arg-type]

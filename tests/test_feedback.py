@@ -9,11 +9,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmga_helpers import evaluation, pipeline
-from mmga_helpers.config import config_from_dict, profile_dict
-from mmga_helpers.features import AudioSet
-from mmga_helpers.io import read_json
-from mmga_helpers.pipeline import Data, Run
+from mmga_helpers.core.config import config_from_dict, profile_dict
+from mmga_helpers.core.io import read_json
+from mmga_helpers.evaluation.holdout import holdout_images
+from mmga_helpers.evaluation.robustness import mismatched_world
+from mmga_helpers.modalities.features import AudioSet
+from mmga_helpers.stages.autoencoders import (
+    audio_train_clusters,
+    image_convergence_targets,
+    image_train_clusters,
+    latents,
+    train_autoencoders,
+    train_image_autoencoder,
+    train_unimodal_image_autoencoder,
+)
+from mmga_helpers.stages.clusterings import cluster_folder, fit_modality_clusters
+from mmga_helpers.stages.run import Data, Run
+from mmga_helpers.stages.world import convergence_targets
 
 SPEAKERS = ("ann", "bob", "cid", "dee", "eve", "fay")
 
@@ -64,21 +76,21 @@ def test_image_targets_are_the_audio_clusters_of_the_paired_clips(tmp_path) -> N
     img_digits = np.repeat(np.arange(10), 30)
     aud_digits = np.repeat(np.arange(10), 6)
     audio_ids = (aud_digits + 3) % 10  # a cluster per digit, under other names
-    targets = evaluation.convergence_targets(run, audio_ids, img_digits, aud_digits, learner="image")
+    targets = convergence_targets(run, audio_ids, img_digits, aud_digits, learner="image")
     assert targets.shape == (300, 10)
     paired = targets.sum(axis=1) > 0
     assert paired.all()  # 300 images < MAX_TRAIN_PAIRS: every image is in one pair
     np.testing.assert_allclose(targets.sum(axis=1), 1.0, rtol=1e-6)
     assert (targets.argmax(axis=1) == (img_digits + 3) % 10).all()
     image_ids = (img_digits + 5) % 10
-    audio_side = evaluation.convergence_targets(run, image_ids, img_digits, aud_digits)
+    audio_side = convergence_targets(run, image_ids, img_digits, aud_digits)
     assert audio_side.shape == (60, 10)  # the audio learner's targets: one row per clip
     assert (audio_side.argmax(axis=1) == (aud_digits + 5) % 10).all()
 
 
 def test_feedback_trains_the_image_side_twice(tmp_path, data) -> None:
     run = tiny_run(tmp_path)
-    final = pipeline.train_image_autoencoder(run, data)
+    final = train_image_autoencoder(run, data)
     models = run.models
     unimodal_meta = read_json(models / "image_autoencoder_unimodal" / "meta.json")
     final_meta = read_json(models / "image_autoencoder" / "meta.json")
@@ -89,47 +101,47 @@ def test_feedback_trains_the_image_side_twice(tmp_path, data) -> None:
     assert "targets_fingerprint" in final_meta and "targets_fingerprint" in audio_meta
     assert "convergence_loss" in final.history
     # the audio head learned the unimodal image clusters, which are saved apart from the final ones
-    folder = evaluation.cluster_folder(run)
+    folder = cluster_folder(run)
     assert (folder / "image_unimodal.npz").is_file() and (folder / "audio.npz").is_file()
     # the image head's targets are those of the audio clusters of the training clips
-    targets = pipeline.image_convergence_targets(run, data)
-    expected = evaluation.convergence_targets(
+    targets = image_convergence_targets(run, data)
+    expected = convergence_targets(
         run,
-        pipeline.audio_train_clusters(run, data),
+        audio_train_clusters(run, data),
         data.image_train_labels,
         data.audio_train.digits,
         learner="image",
     )
     np.testing.assert_array_equal(targets, expected)
     # a second call reuses everything
-    assert pipeline.train_image_autoencoder(run, data).reused
+    assert train_image_autoencoder(run, data).reused
 
 
 def test_without_feedback_the_image_side_is_trained_once(tmp_path, data) -> None:
     run = tiny_run(tmp_path, image_weight=0.0)
-    final = pipeline.train_image_autoencoder(run, data)
+    final = train_image_autoencoder(run, data)
     assert not (run.models / "image_autoencoder_unimodal").exists()
     assert not (run.models / "audio_autoencoder").exists()  # no partner needed
     assert "targets_fingerprint" not in final.meta
-    assert pipeline.train_unimodal_image_autoencoder(run, data).reused
+    assert train_unimodal_image_autoencoder(run, data).reused
 
 
 def test_mismatched_world_and_holdout_under_feedback(tmp_path, data) -> None:
     """The mismatched world retrains the image head on its noisy pairs and clusters the images
     again; the speaker hold-out links voices to the unimodal image side."""
     run = tiny_run(tmp_path)
-    image_ae, audio_ae = pipeline.train_autoencoders(run, data)
-    z = pipeline.latents(run, data, image_ae, audio_ae)
-    clusters = evaluation.fit_modality_clusters(run, z)
-    zn, world = evaluation.mismatched_world(run, data, z, clusters)
+    image_ae, audio_ae = train_autoencoders(run, data)
+    z = latents(run, data, image_ae, audio_ae)
+    clusters = fit_modality_clusters(run, z)
+    zn, world = mismatched_world(run, data, z, clusters)
     noisy = run.models / "mismatch20"
     assert (noisy / "image_autoencoder" / "meta.json").is_file()
     assert (noisy / "audio_autoencoder" / "meta.json").is_file()
     assert not np.array_equal(zn["image_train"], z["image_train"])
     assert world.image is not clusters.image and world.image_brain is world.image
     assert world.ids["image_brain_train"].shape == clusters.ids["image_brain_train"].shape
-    images = evaluation.holdout_images(run, data, z, clusters, image_ae)
-    np.testing.assert_array_equal(images.target_ids, pipeline.image_train_clusters(run, data))
+    images = holdout_images(run, data, z, clusters, image_ae)
+    np.testing.assert_array_equal(images.target_ids, image_train_clusters(run, data))
     assert images.n_brain == run.cfg.model.clustering.n_clusters
     assert images.z_train.shape == z["image_train"].shape
     assert not np.array_equal(images.z_train, z["image_train"])  # the first pass's codes

@@ -18,12 +18,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from mmga_helpers import io as mio
-from mmga_helpers.audio import AudioError
-from mmga_helpers.config import config_from_dict, profile_dict
-from mmga_helpers.features import images_to_unit
-from mmga_helpers.generation import MANIFEST, MMGA, LatentBank, RunFolderError, export_generator
-from mmga_helpers.io import OutputError, read_json, write_json
+from mmga_helpers.core import io as mio
+from mmga_helpers.core.config import config_from_dict, profile_dict
+from mmga_helpers.core.io import OutputError, read_json, write_json
+from mmga_helpers.generation import MANIFEST, MMGA, LatentBank, RunFolderError
+from mmga_helpers.modalities.audio import AudioError
+from mmga_helpers.modalities.features import images_to_unit
+from mmga_helpers.stages.export import export_generator
 
 N_IMG, N_AUD = 3, 4  # clusters
 
@@ -46,9 +47,9 @@ def build_fake_run(folder: Path) -> SimpleNamespace:
     (also used by the benchmark tests)."""
     import keras
 
-    from mmga_helpers.brain import ConvergenceDivergenceZone
-    from mmga_helpers.clustering import LatentKMeans
-    from mmga_helpers.models import build_autoencoder
+    from mmga_helpers.learn.brain import ConvergenceDivergenceZone
+    from mmga_helpers.learn.clusterers import LatentKMeans
+    from mmga_helpers.learn.models import build_autoencoder
 
     keras.utils.set_random_seed(0)
     cfg = tiny_config()
@@ -151,7 +152,7 @@ def test_see_outputs(m: MMGA) -> None:
 
 def test_inference_equals_keras_predict(m: MMGA, images: np.ndarray) -> None:
     """The traced inference path gives what Keras' predict gives, for any batch size."""
-    from mmga_helpers.features import images_to_unit
+    from mmga_helpers.modalities.features import images_to_unit
 
     x = images_to_unit(images)
     ref = m._p["image_encoder"].predict_on_batch(x)
@@ -362,8 +363,8 @@ def test_latent_bank_draws_members_of_the_target_cluster() -> None:
 def test_default_mode_draws_from_the_one_to_many_table(m, fake_run) -> None:
     """``hear``/``see`` default to drawing from the brain's table; ``mode="argmax"`` is the strongest
     link. generation_metrics scores the default and, under ``generation.argmax``, the strongest."""
-    from mmga_helpers.features import waves_to_unit_logmel
-    from mmga_helpers.generation import generation_metrics
+    from mmga_helpers.evaluation.generated import generation_metrics
+    from mmga_helpers.modalities.features import waves_to_unit_logmel
 
     seen_modes: list[str] = []
     brain = m._p["brain"]

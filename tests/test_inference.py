@@ -8,7 +8,7 @@ import numpy as np
 def test_batch_inference_matches_predict_for_any_size() -> None:
     import keras
 
-    from mmga_helpers.inference import BatchInference
+    from mmga_helpers.core.inference import BatchInference
 
     keras.utils.set_random_seed(0)
     inp = keras.Input((5,))
@@ -29,7 +29,7 @@ def test_many_models_trace_once_each_without_a_retracing_warning(caplog) -> None
 
     import keras
 
-    from mmga_helpers.inference import BatchInference
+    from mmga_helpers.core.inference import BatchInference
 
     x = np.ones((3, 4), np.float32)
     with caplog.at_level(logging.WARNING):

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmga_helpers import io as mio
-from mmga_helpers.io import (
+from mmga_helpers.core import io as mio
+from mmga_helpers.core.io import (
     OutputError,
     atomic_path,
     atomic_write_bytes,

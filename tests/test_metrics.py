@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from mmga_helpers.metrics import (
+from mmga_helpers.core.metrics import (
     aggregate_seeds,
     cluster_acc,
     cluster_digit_counts,
@@ -83,12 +83,14 @@ def test_cross_modal_accuracy():
 
 
 def test_mean_std_and_aggregate():
-    assert mean_std([1.0, 2.0, 3.0]) == {"mean": 2.0, "std": pytest.approx(math.sqrt(2 / 3)), "n_seeds": 3}
+    # the sample standard deviation (ddof=1): sqrt(((1-2)^2 + 0 + (3-2)^2) / (3 - 1)) = 1
+    assert mean_std([1.0, 2.0, 3.0]) == {"mean": 2.0, "std": pytest.approx(1.0), "n_seeds": 3}
+    assert mean_std([0.72, 0.77, 0.78])["std"] == pytest.approx(np.std([0.72, 0.77, 0.78], ddof=1))
     assert mean_std([0.7]) == {"mean": 0.7, "std": 0.0, "n_seeds": 1}
     with pytest.raises(ValueError, match="at least one"):
         mean_std([])
     agg = aggregate_seeds([{"acc": 0.8, "nmi": 0.5}, {"acc": 0.6, "nmi": 0.5}])
-    assert agg["acc"] == {"mean": pytest.approx(0.7), "std": pytest.approx(0.1), "n_seeds": 2}
+    assert agg["acc"] == {"mean": pytest.approx(0.7), "std": pytest.approx(0.1 * math.sqrt(2)), "n_seeds": 2}
     assert agg["nmi"]["std"] == 0.0
     with pytest.raises(ValueError, match="different keys"):
         aggregate_seeds([{"acc": 1.0}, {"nmi": 1.0}])
@@ -116,8 +118,8 @@ def test_figure_differences_and_mmga_compare(tmp_path) -> None:
 
     from typer.testing import CliRunner
 
-    from mmga_helpers.cli import app
-    from mmga_helpers.metrics import figure_differences
+    from mmga_helpers.core.metrics import figure_differences
+    from mmga_helpers.tools.cli import app
 
     a = {"image": {"cluster": {"acc": {"mean": 0.9, "std": 0.01, "n_seeds": 3}}},
          "x": {"y": float("nan")}, "run": {"wall_time_s": {"train": 10.0}}}

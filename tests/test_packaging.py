@@ -33,12 +33,12 @@ def test_every_dependency_is_pinned_in_the_lock() -> None:
 
 def test_console_script_and_python_version() -> None:
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert meta["scripts"]["mmga"] == "mmga_helpers.cli:app"
+    assert meta["scripts"]["mmga"] == "mmga_helpers.tools.cli:app"
     assert "3.11" in meta["requires-python"] or ">=3.11" in meta["requires-python"]
 
 
 def test_warmup_fills_the_numba_cache(tmp_path) -> None:
-    """``python -m mmga_helpers.warmup`` (run by ``make venv``) compiles the numba kernels of every
+    """``python -m mmga_helpers.tools.warmup`` (run by ``make venv``) compiles the numba kernels of every
     path it names into ``NUMBA_CACHE_DIR``, so that the first notebook process does not."""
     import os
     import subprocess
@@ -47,7 +47,8 @@ def test_warmup_fills_the_numba_cache(tmp_path) -> None:
     cache = tmp_path / "numba"
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run(
-        [sys.executable, "-m", "mmga_helpers.warmup"], env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "mmga_helpers.tools.warmup"],
+        env=env, capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"compiled into {cache}" in done.stdout

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmga_helpers.pairs import cooccurring_pairs
+from mmga_helpers.core.pairs import cooccurring_pairs
 
 RNG = np.random.default_rng(0)
 IMG = RNG.integers(0, 10, size=1000)
@@ -71,7 +71,7 @@ def test_bad_input(kwargs, message):
 
 
 def test_cooccurrence_targets_are_partner_cluster_distributions():
-    from mmga_helpers.pairs import cooccurrence_targets
+    from mmga_helpers.core.pairs import cooccurrence_targets
 
     # item 0 met partners in clusters 1, 1, 2; item 1 met cluster 0; item 2 met nobody
     t = cooccurrence_targets([1, 2, 0, 1], [0, 0, 1, 0], n_items=3, n_clusters=3)
@@ -90,7 +90,7 @@ def test_cooccurrence_targets_are_partner_cluster_distributions():
     ],
 )
 def test_cooccurrence_targets_bad_input(args, message):
-    from mmga_helpers.pairs import cooccurrence_targets
+    from mmga_helpers.core.pairs import cooccurrence_targets
 
     with pytest.raises(ValueError, match=message):
         cooccurrence_targets(*args)

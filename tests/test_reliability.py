@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmga_helpers import io as mio
-from mmga_helpers.io import OutputError, read_json
+from mmga_helpers.core import io as mio
+from mmga_helpers.core.io import OutputError, read_json
 
 PACKAGE = Path(__file__).resolve().parents[1] / "mmga_helpers"
 
@@ -22,7 +22,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mmga_helpers"
 def test_keras_file_with_lambda_is_refused(tmp_path: Path) -> None:
     import keras
 
-    from mmga_helpers.models import load_model
+    from mmga_helpers.learn.models import load_model
 
     inp = keras.Input((3,))
     out = keras.layers.Lambda(lambda t: t * 2.0, name="doubler")(keras.layers.Dense(2)(inp))
@@ -40,8 +40,8 @@ def test_keras_file_with_lambda_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize("loader", ["clusterer", "brain"])
 def test_model_files_with_pickled_objects_are_refused(tmp_path: Path, loader: str) -> None:
     """An ``.npz`` that would need pickle (object arrays) is refused by every model loader."""
-    from mmga_helpers.brain import ConvergenceDivergenceZone
-    from mmga_helpers.clustering import load_clusterer
+    from mmga_helpers.learn.brain import ConvergenceDivergenceZone
+    from mmga_helpers.learn.clustering import load_clusterer
 
     path = tmp_path / "model.npz"
     np.savez(path, __meta__=np.array('{"kind": "LatentKMeans"}'), payload=np.array([object()], dtype=object))
@@ -117,9 +117,9 @@ def latents() -> tuple[np.ndarray, np.ndarray]:
 def test_clustering_is_repeatable(latents, name: str) -> None:
     """Same data and seed: identical labels, predictions and figures of merit; the fits are
     independent (no shared state between the two)."""
-    from mmga_helpers.clustering import make_clusterer
-    from mmga_helpers.config import load_config
-    from mmga_helpers.metrics import cluster_acc, cluster_scores
+    from mmga_helpers.core.config import load_config
+    from mmga_helpers.core.metrics import cluster_acc, cluster_scores
+    from mmga_helpers.learn.clustering import make_clusterer
 
     X, y = latents
     cfg = load_config("quick").model.clustering.model_copy(
@@ -138,7 +138,7 @@ def test_clustering_is_repeatable(latents, name: str) -> None:
 
 
 def test_brain_sampling_is_repeatable() -> None:
-    from mmga_helpers.brain import ConvergenceDivergenceZone
+    from mmga_helpers.learn.brain import ConvergenceDivergenceZone
 
     rng = np.random.default_rng(0)
     brain = ConvergenceDivergenceZone(4, 6).fit(rng.integers(0, 4, 500), rng.integers(0, 6, 500))
@@ -151,14 +151,14 @@ def test_brain_sampling_is_repeatable() -> None:
 # -- the outputs folder ---------------------------------------------------------------------------------
 @pytest.fixture
 def run(tmp_path: Path):
-    from mmga_helpers.config import load_config
-    from mmga_helpers.pipeline import Run
+    from mmga_helpers.core.config import load_config
+    from mmga_helpers.stages.run import Run
 
     return Run(load_config("quick"), seed=0, root=tmp_path)
 
 
 def test_unwritable_outputs_folder(run, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mmga_helpers.pipeline import record_metrics
+    from mmga_helpers.stages.run import record_metrics
 
     def refuse(*args, **kwargs):  # root ignores chmod: refuse the temporary file instead
         raise PermissionError(errno.EACCES, "Permission denied")
@@ -173,7 +173,7 @@ def test_unwritable_outputs_folder(run, monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_full_disk_keeps_earlier_metrics(run, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mmga_helpers.pipeline import record_metrics
+    from mmga_helpers.stages.run import record_metrics
 
     record_metrics(run, {"image.reconstruction.mse": 0.1})
     before = {p.name: p.read_bytes() for p in run.dir.iterdir()}

@@ -20,9 +20,10 @@ import nbformat
 import pytest
 from typer.testing import CliRunner
 
-from mmga_helpers import runner
-from mmga_helpers.cli import app
-from mmga_helpers.runner import NotebookFailed, RunError, completed_notebooks, resolve_notebook, run_notebooks
+from mmga_helpers.tools import runner
+from mmga_helpers.tools.cli import app
+from mmga_helpers.tools.execution import NotebookFailed, RunError
+from mmga_helpers.tools.runner import completed_notebooks, resolve_notebook, run_notebooks
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NAMES = ("01_data", "02_image_autoencoder", "03_audio_autoencoder")
@@ -131,7 +132,7 @@ def test_every_seed_of_the_config_runs_the_first_last(project: Path) -> None:
     data-only notebook), then seed 3 into notebooks/, the folder the book reads."""
     import yaml
 
-    from mmga_helpers.config import profile_dict
+    from mmga_helpers.core.config import profile_dict
 
     cfg = profile_dict("quick")
     cfg["seeds"] = [3, 5]
@@ -235,7 +236,7 @@ def test_killed_run_resumes_at_the_notebook_it_was_in(project: Path, signum: int
     (project / "hold").touch()
     out = project / "outputs" / "quick"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mmga_helpers.cli", "run", "--profile", "quick"],
+        [sys.executable, "-m", "mmga_helpers.tools.cli", "run", "--profile", "quick"],
         cwd=project, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:

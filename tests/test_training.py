@@ -18,15 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmga_helpers.config import AutoencoderConfig
-from mmga_helpers.io import read_json
-from mmga_helpers.training import (
-    CHECKPOINT_DIR,
-    CHECKPOINT_FILE,
-    PARTS,
-    ArtefactMismatch,
-    train_autoencoder,
-)
+from mmga_helpers.core.config import AutoencoderConfig
+from mmga_helpers.core.io import read_json
+from mmga_helpers.learn.checkpoint import CHECKPOINT_DIR, CHECKPOINT_FILE
+from mmga_helpers.learn.training import PARTS, ArtefactMismatch, train_autoencoder
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS = 4
@@ -98,7 +93,7 @@ def assert_same_history(a: dict, b: dict, atol: float = 1e-6) -> None:
 
 def assert_complete(folder: Path) -> None:
     """Finished artefacts: every .keras loads, meta.json is there, no checkpoint is left."""
-    from mmga_helpers.models import load_model
+    from mmga_helpers.learn.models import load_model
 
     meta_time = (folder / "meta.json").stat().st_mtime_ns
     for part in PARTS:
@@ -153,8 +148,8 @@ _CHILD = """
 import sys, time
 import numpy as np
 import keras
-from mmga_helpers.config import AutoencoderConfig
-from mmga_helpers.training import train_autoencoder
+from mmga_helpers.core.config import AutoencoderConfig
+from mmga_helpers.learn.training import train_autoencoder
 
 class Stall(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
@@ -238,9 +233,10 @@ def checkpoint_info(meta: dict, epoch: int = 2, best: bool = True) -> dict:
 def test_unusable_checkpoints_are_discarded(x, tmp_path: Path) -> None:
     """A checkpoint of another config/data/seed, one naming a missing file, or an unreadable one is
     removed (it is unfinished work, never mixed in); a valid one is read back."""
-    from mmga_helpers.training import _meta, read_checkpoint
+    from mmga_helpers.learn.checkpoint import read_checkpoint
+    from mmga_helpers.learn.training import expected_meta
 
-    expected = _meta(tiny_cfg(), "tiny", x, 0)
+    expected = expected_meta(tiny_cfg(), "tiny", x, 0)
     ckpt = tmp_path / CHECKPOINT_DIR
     info = checkpoint_info(expected)
 
@@ -256,9 +252,9 @@ def test_unusable_checkpoints_are_discarded(x, tmp_path: Path) -> None:
     assert not state.stopped and state.seconds == 1.5 and state.early_stopping["best"] == 0.3
     assert state.weights == ckpt / "epoch0002.weights.h5" and state.best == ckpt / "epoch0002.best.npz"
     for changes in (
-        {"meta": _meta(tiny_cfg(latent_dim=3), "tiny", x, 0)},
-        {"meta": _meta(tiny_cfg(), "tiny", blob_images(seed=1), 0)},
-        {"meta": _meta(tiny_cfg(), "tiny", x, 1)},
+        {"meta": expected_meta(tiny_cfg(latent_dim=3), "tiny", x, 0)},
+        {"meta": expected_meta(tiny_cfg(), "tiny", blob_images(seed=1), 0)},
+        {"meta": expected_meta(tiny_cfg(), "tiny", x, 1)},
         {"weights": "epoch0001.weights.h5"},
         {"best": "epoch0001.best.npz"},
         {"epoch": "two"},
@@ -272,12 +268,12 @@ def test_unusable_checkpoints_are_discarded(x, tmp_path: Path) -> None:
 
 
 def test_damaged_checkpoint_restarts_training(x, tmp_path: Path) -> None:
-    from mmga_helpers.training import _meta
+    from mmga_helpers.learn.training import expected_meta
 
     cfg = tiny_cfg(epochs=2)
     ckpt = tmp_path / "ae" / CHECKPOINT_DIR
     ckpt.mkdir(parents=True)
-    info = checkpoint_info(_meta(cfg, "tiny", x, 0), epoch=1, best=False)
+    info = checkpoint_info(expected_meta(cfg, "tiny", x, 0), epoch=1, best=False)
     (ckpt / info["weights"]).write_bytes(b"not an HDF5 file")
     (ckpt / CHECKPOINT_FILE).write_text(json.dumps(info))
     rec = epoch_recorder()
@@ -348,7 +344,7 @@ def test_failed_save_keeps_previous_keras(x, uninterrupted, tmp_path: Path, monk
 
     import keras
 
-    from mmga_helpers.models import load_model
+    from mmga_helpers.learn.models import load_model
 
     folder = tmp_path / "ae"
     shutil.copytree(uninterrupted[1], folder)
@@ -390,7 +386,7 @@ def side_targets(x: np.ndarray) -> np.ndarray:
 
 
 def conv_cfg(**changes):
-    from mmga_helpers.config import AudioAutoencoderConfig
+    from mmga_helpers.core.config import AudioAutoencoderConfig
 
     return AudioAutoencoderConfig(**{**tiny_cfg(**changes).model_dump(), "convergence_weight": 1.0})
 
@@ -409,7 +405,7 @@ def test_convergence_head_learns_the_partner_clusters(x, with_head) -> None:
     assert trained.meta["targets_fingerprint"] and trained.model.trainer is not None
     assert_complete(folder)
     # what is saved and what generation loads: encoder and decoder alone, no head
-    from mmga_helpers.models import load_model
+    from mmga_helpers.learn.models import load_model
 
     assert load_model(folder / "autoencoder.keras").output_shape == (None, 28, 28, 1)
     # the code the head reads is the encoder's: the two halves part along it
@@ -474,7 +470,7 @@ def test_warm_start_begins_from_the_given_model(x, uninterrupted, tmp_path: Path
 
 
 def test_frequency_warp_resamples_the_first_axis() -> None:
-    from mmga_helpers.training import warp_frequency_axis
+    from mmga_helpers.learn.training import warp_frequency_axis
 
     ramp = np.tile(np.arange(8, dtype=np.float32)[None, :, None, None], (3, 1, 5, 1))
     out = warp_frequency_axis(ramp, np.array([1.0, 2.0, 0.5], np.float32)).numpy()
@@ -485,7 +481,7 @@ def test_frequency_warp_resamples_the_first_axis() -> None:
 
 
 def test_warped_batches_are_seeded_and_replayed_on_resume() -> None:
-    from mmga_helpers.training import epoch_dataset
+    from mmga_helpers.learn.training import epoch_dataset
 
     x = np.random.default_rng(0).random((40, 8, 4, 1), dtype=np.float32)
     first = lambda start: [b[0].numpy() for b in epoch_dataset(x, 16, 3, start, max_warp=0.2)[0].take(6)]  # noqa: E731
@@ -503,7 +499,7 @@ def test_warped_batches_are_seeded_and_replayed_on_resume() -> None:
 def test_frequency_warp_is_bounded_in_config() -> None:
     from pydantic import ValidationError
 
-    from mmga_helpers.config import AudioAutoencoderConfig
+    from mmga_helpers.core.config import AudioAutoencoderConfig
 
     base = {**tiny_cfg().model_dump()}
     assert AudioAutoencoderConfig(**base, frequency_warp=0.1).frequency_warp == 0.1

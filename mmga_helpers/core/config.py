@@ -1,0 +1,261 @@
+"""One typed configuration for the whole project.
+
+The sections and key names follow the original design's ``config/config.json`` (users know them);
+every key is read somewhere in the package. Profiles ``quick`` and ``full`` ship with the package.
+Validation is strict: a missing key, an unknown key, a wrong type or an out-of-range value raises
+:class:`ConfigError` naming the key and what is allowed, before any work starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PROFILES = ("quick", "full")
+PosInt = Annotated[int, Field(gt=0)]
+PosFloat = Annotated[float, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or not allowed."""
+
+
+class _Section(BaseModel):
+    # strict: no silent "3" -> 3 coercion; forbid: a typo'd key is an error, not a dead key
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class AutoencoderConfig(_Section):
+    input_shape: list[PosInt] = Field(min_length=1, max_length=3)
+    encoder_layers: list[PosInt] = Field(min_length=1)  # convolution filters per down-sampling block
+    latent_dim: PosInt
+    decoder_layers: list[PosInt] = Field(min_length=1)  # convolution filters per up-sampling block
+    learning_rate: Annotated[float, Field(gt=0, le=1)]
+    batch_size: PosInt
+    epochs: PosInt
+    patience: PosInt  # early stopping on the validation split carved from train
+    validation_fraction: Annotated[float, Field(gt=0, lt=0.5)]
+    # Weight of the convergence term: besides reconstructing its input, the encoder learns to
+    # predict the other modality's clusters of what its items co-occurred with (never a digit
+    # label). 0 trains a plain autoencoder. Audio: the image clusters its clips were seen with (a
+    # plain audio code groups clips by voice before digit). Image: the audio clusters its images
+    # were heard with; the image encoder is then trained twice, first on images alone (whose
+    # clusters the audio head learns), then again with the head (see pipeline.py).
+    convergence_weight: Annotated[float, Field(ge=0, le=100)] = 0.0
+
+
+class AudioAutoencoderConfig(AutoencoderConfig):
+    """The audio section: the image one's keys, plus ``frequency_warp``."""
+
+    # Vocal-tract-length perturbation while training: each batch's log-mels are stretched or
+    # squeezed along the mel axis by up to this fraction (0.1: factors 0.9-1.1), so the code learns
+    # digits from formant patterns rather than from one voice's formant positions. 0 turns it off.
+    frequency_warp: Annotated[float, Field(ge=0, lt=0.5)] = 0.0
+
+
+class ClusteringConfig(_Section):
+    n_clusters: Annotated[int, Field(ge=2)]
+    algorithm: Literal["kmeans", "gmm", "umap_gmm"]
+    convergence_threshold: Annotated[float, Field(gt=0, le=1)]
+    audio_n_clusters: Annotated[int, Field(ge=2)]  # the brain's audio side may split digits by voice
+    umap_n_components: Annotated[int, Field(ge=2)]
+    umap_n_neighbors: Annotated[int, Field(ge=2)]
+
+
+class ModelConfig(_Section):
+    image_autoencoder: AutoencoderConfig
+    audio_autoencoder: AudioAutoencoderConfig
+    clustering: ClusteringConfig
+
+
+class MnistConfig(_Section):
+    resize_to: list[PosInt] = Field(min_length=2, max_length=2)
+    normalize: bool
+    train_limit: PosInt | None  # None: all 60,000 training images
+    test_limit: PosInt | None
+
+
+class FsddConfig(_Section):
+    sample_rate: Literal[8000]
+    duration: Annotated[float, Field(gt=0, le=3)]
+    normalize: bool
+    n_fft: Annotated[int, Field(ge=64, le=2048)]
+    hop_length: PosInt
+    n_mels: Annotated[int, Field(ge=8, le=256)]
+    top_db: PosFloat  # silence trimming threshold below the clip's peak
+    griffin_lim_iters: PosInt
+    # stretch each word's voiced frames over the whole window: clusters then follow the digit,
+    # not the speaking rate; generated clips are stretched back to a natural length
+    time_normalize: bool = False
+
+    @property
+    def n_samples(self) -> int:
+        return round(self.sample_rate * self.duration)
+
+    @property
+    def n_frames(self) -> int:
+        return 1 + self.n_samples // self.hop_length
+
+
+class DataConfig(_Section):
+    mnist: MnistConfig
+    fsdd: FsddConfig
+
+
+class PathsConfig(_Section):
+    data_dir: str
+    output_dir: str
+    model_dir: str
+    cluster_dir: str
+    synthetic_dir: str
+    plot_dir: str
+    allow_external: bool  # paths outside the project need an explicit yes
+
+
+class EvaluationConfig(_Section):
+    speaker_holdout: bool  # leave-one-speaker-out: six more audio autoencoder trainings per seed
+    baselines: bool  # PCA + k-means on pixels, MFCC statistics + k-means on audio, side by side
+    max_hear_items: PosInt | None  # MNIST test images heard for the judged score (None: all)
+    view_points: Annotated[int, Field(ge=50)] = 2000  # test latents per 2-D UMAP / t-SNE view
+    audio_judge_epochs: PosInt = 30  # at most, with early stopping on a part of FSDD train
+
+
+class GenerationConfig(_Section):
+    # ``hear``/``see`` re-activate one member of the evoked cluster, drawn among the members nearest
+    # its centre (in the clustering's own space): this fraction of each cluster. A cluster's rim
+    # holds its strays (a 4 filed with the 9s), and a stray decodes as the wrong digit. 1.0: any member.
+    core_fraction: Annotated[float, Field(gt=0, le=1)] = 0.5
+
+
+class Config(_Section):
+    profile: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(min_length=1)
+    model: ModelConfig
+    data: DataConfig
+    evaluation: EvaluationConfig
+    paths: PathsConfig
+    generation: GenerationConfig = GenerationConfig()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Config:
+        img = self.model.image_autoencoder.input_shape
+        if list(img[:2]) != list(self.data.mnist.resize_to):
+            raise ValueError(
+                f"model.image_autoencoder.input_shape {img} must start with data.mnist.resize_to "
+                f"{self.data.mnist.resize_to}"
+            )
+        fs = self.data.fsdd
+        want = [fs.n_mels, fs.n_frames, 1]
+        if list(self.model.audio_autoencoder.input_shape) != want:
+            raise ValueError(
+                f"model.audio_autoencoder.input_shape must be [n_mels, frames, 1] = {want} for "
+                f"data.fsdd (n_mels={fs.n_mels}, duration={fs.duration}, hop_length={fs.hop_length})"
+            )
+        if fs.hop_length > fs.n_fft:
+            raise ValueError("data.fsdd.hop_length must not exceed data.fsdd.n_fft")
+        if not self.paths.allow_external:
+            for key, value in self.paths.model_dump().items():
+                if isinstance(value, str) and (Path(value).is_absolute() or ".." in Path(value).parts):
+                    raise ValueError(
+                        f"paths.{key}={value!r} leaves the project; set paths.allow_external: true "
+                        "to allow it"
+                    )
+        return self
+
+    # -- derived locations -------------------------------------------------------------------------
+    def run_dir(self, root: Path | str = ".") -> Path:
+        """``outputs/<profile>``: everything one run writes."""
+        return Path(root) / self.paths.output_dir / self.profile
+
+    def model_dir(self, root: Path | str = ".") -> Path:
+        return self.run_dir(root) / self.paths.model_dir
+
+    def cluster_dir(self, root: Path | str = ".") -> Path:
+        return self.run_dir(root) / self.paths.cluster_dir
+
+    def synthetic_dir(self, root: Path | str = ".") -> Path:
+        return self.run_dir(root) / self.paths.synthetic_dir
+
+    def plot_dir(self, root: Path | str = ".") -> Path:
+        return self.run_dir(root) / self.paths.plot_dir
+
+    def fingerprint(self, *sections: str) -> str:
+        """A short hash of the named sections (all when none): artefacts record it so that a run
+        never silently mixes models made under another configuration."""
+        data = self.model_dump(mode="json")
+        if sections:
+            data = {s: _dig(data, s) for s in sections}
+        blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _dig(data: dict[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        data = data[part]
+    return data
+
+
+def _format_error(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<top level>"
+        kind = e["type"]
+        if kind == "extra_forbidden":
+            msg = "unknown key (check its spelling; see the quick profile for every allowed key)"
+        elif kind == "missing":
+            msg = "missing key"
+        else:
+            msg = e["msg"]
+            if "input" in e and kind != "value_error":
+                msg += f" (got {e['input']!r})"
+        lines.append(f"  {key}: {msg}")
+    return f"invalid configuration in {source}:\n" + "\n".join(lines)
+
+
+def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
+    if not isinstance(data, dict):
+        raise ConfigError(f"invalid configuration in {source}: the top level must be a mapping")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err, source)) from None
+
+
+def profile_dict(name: str) -> dict[str, Any]:
+    if name not in PROFILES:
+        raise ConfigError(f"unknown profile {name!r}; allowed: {', '.join(PROFILES)}")
+    text = resources.files("mmga_helpers.core.profiles").joinpath(f"{name}.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def load_config(source: str | Path = "quick") -> Config:
+    """A profile name (``quick``, ``full``) or a path to a ``.json``, ``.yaml`` or ``.yml`` file."""
+    if str(source) in PROFILES:
+        return config_from_dict(profile_dict(str(source)), f"profile {source}")
+    path = Path(source)
+    if not path.is_file():
+        raise ConfigError(
+            f"config file {path} not found; give a path to a .json/.yaml file or a profile "
+            f"({', '.join(PROFILES)})"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file {path} cannot be read as UTF-8 text: {err}") from None
+    try:
+        if path.suffix == ".json":
+            data = json.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text)
+        else:
+            raise ConfigError(f"config file {path}: use a .json, .yaml or .yml file")
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        raise ConfigError(f"config file {path} is not valid {path.suffix[1:].upper()}: {err}") from None
+    return config_from_dict(data, str(path))

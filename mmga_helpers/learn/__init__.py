@@ -1,0 +1,1 @@
+"""Layer 3, what learns: the autoencoders and their training, the clusterers and the brain."""

@@ -1,0 +1,278 @@
+"""The clusterers of autoencoder latents, in scikit-learn style: k-means, a Gaussian mixture, and
+UMAP + Gaussian mixture after N2D (McConville et al., 2020), each saved without pickle
+(:mod:`~mmga_helpers.learn.persistence`).
+
+A fitted UMAP object cannot be stored without pickle, so :class:`UmapGMM` places new points by their
+nearest training points: embedded at the mean of their embeddings, and assigned by a vote of their
+mixture memberships. ``predict`` always uses that rule, before and after a save/load, so both give
+identical results.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from sklearn.cluster import KMeans
+from sklearn.metrics import pairwise_distances_argmin
+from sklearn.mixture import GaussianMixture
+from sklearn.neighbors import NearestNeighbors
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from mmga_helpers.learn.persistence import PersistentEstimator, seed_for
+
+_FLOATS = (np.float64, np.float32)
+
+
+# -- k-means ----------------------------------------------------------------------------------------
+class LatentKMeans(PersistentEstimator):
+    """k-means on latents: the simple baseline every other clustering is compared against."""
+
+    _state_arrays = ("cluster_centers_", "labels_", "inertia_")
+
+    def __init__(self, n_clusters: int = 10, n_init: int = 10, random_state: Any = None) -> None:
+        self.n_clusters = n_clusters
+        self.n_init = n_init
+        self.random_state = random_state
+
+    def fit(self, X: ArrayLike, y: None = None) -> Self:
+        X = validate_data(self, X, reset=True, dtype=_FLOATS)
+        km = KMeans(n_clusters=self.n_clusters, n_init=self.n_init, random_state=self.random_state).fit(X)
+        self.cluster_centers_ = km.cluster_centers_
+        self.inertia_ = float(km.inertia_)
+        # predict() is nearest centre; recompute labels that way so labels_ == predict(X) always
+        self.labels_ = self._nearest(X)
+        return self
+
+    def _nearest(self, X: NDArray) -> NDArray[np.int64]:
+        centers = self.cluster_centers_.astype(X.dtype, copy=False)
+        return pairwise_distances_argmin(X, centers).astype(np.int64)
+
+    def predict(self, X: ArrayLike) -> NDArray[np.int64]:
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=_FLOATS)
+        return self._nearest(X)
+
+    def centre_distance(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Euclidean distance of each point to the centre of the cluster it is assigned to."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return np.linalg.norm(X - self.cluster_centers_[self._nearest(X)], axis=1)
+
+
+# -- Gaussian mixture -------------------------------------------------------------------------------
+_MIXTURE_ARRAYS = ("weights_", "means_", "covariances_", "precisions_cholesky_")
+
+
+def _fit_mixture(
+    X: NDArray, n_clusters: int, covariance_type: str, n_init: int, random_state: Any
+) -> GaussianMixture:
+    gm = GaussianMixture(
+        n_components=n_clusters,
+        covariance_type=covariance_type,
+        n_init=n_init,
+        init_params="kmeans",
+        random_state=random_state,
+    )
+    return gm.fit(X)
+
+
+def _mixture_state(gm: GaussianMixture, prefix: str = "mixture.") -> dict[str, NDArray]:
+    return {prefix + name: np.asarray(getattr(gm, name)) for name in _MIXTURE_ARRAYS}
+
+
+def _mixture_from_state(
+    arrays: dict[str, NDArray], covariance_type: str, n_features: int, prefix: str = "mixture."
+) -> GaussianMixture:
+    """A fitted GaussianMixture rebuilt from its arrays: its own predict code then runs unchanged."""
+    weights = arrays[prefix + "weights_"]
+    gm = GaussianMixture(n_components=len(weights), covariance_type=covariance_type)
+    for name in _MIXTURE_ARRAYS:
+        setattr(gm, name, arrays[prefix + name])
+    gm.precisions_ = _precisions(gm.precisions_cholesky_, covariance_type)
+    gm.n_features_in_ = n_features
+    gm.converged_ = True
+    gm.n_iter_ = 0
+    gm.lower_bound_ = np.nan
+    return gm
+
+
+def _mahalanobis_to_own_component(gm: GaussianMixture, X: NDArray) -> NDArray[np.float64]:
+    """Mahalanobis distance of each point to the mean of the component it is assigned to: how far
+    inside its cluster a point lies, in that cluster's own shape."""
+    k = gm.predict(X)
+    d = X - gm.means_[k]
+    chol, kind = gm.precisions_cholesky_, gm.covariance_type
+    if kind == "full":
+        y = np.einsum("nd,nde->ne", d, chol[k])
+    elif kind == "tied":
+        y = d @ chol
+    elif kind == "diag":
+        y = d * chol[k]
+    else:  # spherical
+        y = d * chol[k][:, None]
+    return np.sqrt(np.einsum("ne,ne->n", y, y))
+
+
+def _precisions(prec_chol: NDArray, covariance_type: str) -> NDArray:
+    if covariance_type == "full":
+        return np.einsum("kij,klj->kil", prec_chol, prec_chol)
+    if covariance_type == "tied":
+        return prec_chol @ prec_chol.T
+    return prec_chol**2
+
+
+class LatentGMM(PersistentEstimator):
+    """Gaussian mixture on latents (k-means initialised): soft assignments and elliptical clusters."""
+
+    def __init__(
+        self, n_clusters: int = 10, covariance_type: str = "full", n_init: int = 3, random_state: Any = None
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.covariance_type = covariance_type
+        self.n_init = n_init
+        self.random_state = random_state
+
+    def fit(self, X: ArrayLike, y: None = None) -> Self:
+        X = validate_data(self, X, reset=True, dtype=_FLOATS)
+        gm = _fit_mixture(X, self.n_clusters, self.covariance_type, self.n_init, self.random_state)
+        self.mixture_ = gm
+        self.means_ = gm.means_
+        self.converged_ = bool(gm.converged_)
+        self.labels_ = gm.predict(X).astype(np.int64)
+        return self
+
+    def predict(self, X: ArrayLike) -> NDArray[np.int64]:
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=_FLOATS)
+        return self.mixture_.predict(X).astype(np.int64)
+
+    def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=_FLOATS)
+        return self.mixture_.predict_proba(X)
+
+    def centre_distance(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Mahalanobis distance of each point to its own component's mean."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return _mahalanobis_to_own_component(self.mixture_, X)
+
+    def _get_state(self) -> dict[str, NDArray]:
+        check_is_fitted(self)
+        return {**_mixture_state(self.mixture_), "labels_": self.labels_,
+                "converged_": np.asarray(self.converged_)}
+
+    def _set_state(self, arrays: dict[str, NDArray]) -> None:
+        self.n_features_in_ = int(arrays["n_features_in_"])
+        self.mixture_ = _mixture_from_state(arrays, self.covariance_type, self.n_features_in_)
+        self.means_ = self.mixture_.means_
+        self.converged_ = bool(arrays["converged_"])
+        self.labels_ = arrays["labels_"]
+
+
+# -- N2D: UMAP + Gaussian mixture -------------------------------------------------------------------
+class UmapGMM(PersistentEstimator):
+    """N2D clustering: standardize, UMAP to a few dimensions, Gaussian mixture there.
+
+    UMAP's manifold embedding separates digit classes far better than k-means on raw latents. The
+    fitted UMAP object is not kept (it cannot be stored without pickle); instead the standardized
+    training inputs and their UMAP embedding are kept. A new point is placed by its ``n_neighbors``
+    nearest training points, weighted by inverse distance (a training point is its own only
+    neighbour): ``transform`` embeds it at the weighted mean of their embeddings (an approximation
+    of ``UMAP.transform``), and ``predict_proba`` gives it the weighted mean of their mixture
+    memberships. Cluster memberships are voted, not read off the mean embedding: when a point's
+    neighbours lie in two clusters (a voice the training never heard, between two digits' clips),
+    the mean of their embeddings falls in the empty space between them, where the mixture's answer
+    is arbitrary; the vote sends the point where most of its neighbours are. Training points keep
+    their own labels, and predictions are identical before and after save/load.
+    """
+
+    _state_arrays = ("mean_", "scale_", "train_inputs_", "embedding_", "labels_")
+
+    def __init__(
+        self,
+        n_clusters: int = 10,
+        n_components: int = 10,
+        n_neighbors: int = 15,
+        min_dist: float = 0.0,
+        random_state: Any = None,
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.n_components = n_components
+        self.n_neighbors = n_neighbors
+        self.min_dist = min_dist
+        self.random_state = random_state
+
+    def fit(self, X: ArrayLike, y: None = None) -> Self:
+        X = validate_data(self, X, reset=True, dtype=np.float64)
+        n = X.shape[0]
+        if n <= max(self.n_clusters, self.n_components + 1, 2):
+            raise ValueError(
+                f"UmapGMM needs more samples than n_clusters={self.n_clusters} and "
+                f"n_components+1={self.n_components + 1}; got n_samples={n}"
+            )
+        import umap  # deferred: importing umap-learn takes seconds (it probes TensorFlow)
+
+        self.mean_ = X.mean(axis=0)
+        scale = X.std(axis=0)
+        self.scale_ = np.where(scale > 0, scale, 1.0)
+        self.train_inputs_ = (X - self.mean_) / self.scale_
+        seed = seed_for(self.random_state)
+        reducer = umap.UMAP(
+            n_components=self.n_components,
+            n_neighbors=min(self.n_neighbors, n - 1),
+            min_dist=self.min_dist,
+            metric="euclidean",
+            random_state=seed,
+            n_jobs=1 if seed is not None else -1,  # a seed forces one thread; say so to avoid a warning
+        )
+        self.embedding_ = np.asarray(reducer.fit_transform(self.train_inputs_), dtype=np.float64)
+        self.mixture_ = _fit_mixture(self.embedding_, self.n_clusters, "full", 3, seed)
+        self._build_assignment()
+        self.labels_ = self.predict(X)
+        return self
+
+    def _build_assignment(self) -> None:
+        """What placing new points needs, derived from the stored state after a fit or a load:
+        the neighbour index over the training inputs and each training point's memberships."""
+        k = min(self.n_neighbors, self.train_inputs_.shape[0])
+        self.neighbors_ = NearestNeighbors(n_neighbors=k).fit(self.train_inputs_)
+        self.train_posteriors_ = self.mixture_.predict_proba(self.embedding_)
+
+    def _neighbours(self, X: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+        """Each point's nearest training points and their normalised inverse-distance weights
+        (only the exact matches, when a point is a training point)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        dist, idx = self.neighbors_.kneighbors((X - self.mean_) / self.scale_)
+        exact = dist <= 1e-12
+        has_exact = exact.any(axis=1, keepdims=True)
+        weights = np.where(has_exact, exact.astype(np.float64), 1.0 / np.maximum(dist, 1e-12))
+        return weights / weights.sum(axis=1, keepdims=True), idx
+
+    def transform(self, X: ArrayLike) -> NDArray[np.float64]:
+        """The kNN out-of-sample embedding described in the class docstring."""
+        weights, idx = self._neighbours(X)
+        return np.einsum("nk,nkd->nd", weights, self.embedding_[idx])
+
+    def predict(self, X: ArrayLike) -> NDArray[np.int64]:
+        return self.predict_proba(X).argmax(axis=1).astype(np.int64)
+
+    def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
+        """The neighbours' mixture memberships, weighted as in :meth:`transform` (a vote)."""
+        weights, idx = self._neighbours(X)
+        return np.einsum("nk,nkc->nc", weights, self.train_posteriors_[idx])
+
+    def centre_distance(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Mahalanobis distance, in the UMAP embedding, of each point to its own component's mean."""
+        return _mahalanobis_to_own_component(self.mixture_, self.transform(X))
+
+    def _get_state(self) -> dict[str, NDArray]:
+        return {**super()._get_state(), **_mixture_state(self.mixture_)}
+
+    def _set_state(self, arrays: dict[str, NDArray]) -> None:
+        super()._set_state(arrays)
+        self.mixture_ = _mixture_from_state(arrays, "full", self.n_components)
+        self._build_assignment()

@@ -1,0 +1,120 @@
+"""Model-ready arrays for each modality, cached on disk by a fingerprint of what made them.
+
+Images become float32 ``[N, 28, 28, 1]`` in [0, 1]; clips become log-mel spectrograms mapped to
+[0, 1] (``audio.to_unit``) of shape ``[N, n_mels, frames, 1]``. The FSDD features are cached as
+``.npz`` under ``outputs/<profile>/cache`` (never in the read-only data folder) keyed by the
+``data.fsdd`` settings, so a notebook rerun does not redo the front end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mmga_helpers.core.config import Config
+from mmga_helpers.core.io import read_npz, write_npz
+from mmga_helpers.modalities import audio
+from mmga_helpers.modalities.data import FSDD, FsddSplit, Split, load_fsdd, load_mnist
+
+DEFAULT_FRAMES = 25  # median voiced length of an FSDD training clip at 8 kHz, hop 128 (0.4 s)
+
+
+def images_to_unit(images: np.ndarray, normalize: bool = True) -> np.ndarray:
+    """uint8 or float ``[N, 28, 28]`` -> float32 ``[N, 28, 28, 1]`` in [0, 1]; refuses NaN/inf."""
+    arr = np.asarray(images)
+    if arr.ndim == 4 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim != 3 or arr.shape[1:] != (28, 28):
+        raise ValueError(f"images must have shape [N, 28, 28] (or [N, 28, 28, 1]), got {arr.shape}")
+    if arr.dtype == np.uint8:
+        out = arr.astype(np.float32) / (255.0 if normalize else 1.0)
+    elif np.issubdtype(arr.dtype, np.floating):
+        out = arr.astype(np.float32)
+        bad = ~np.isfinite(out).reshape(len(out), -1).all(axis=1)
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"image {first}: contains NaN or inf; drop that image or fix its pixels")
+        if out.max(initial=0) > 1.0 + 1e-6:  # float images on a 0-255 scale
+            out = out / 255.0
+    else:
+        raise ValueError(f"images must be uint8 or float, got dtype {arr.dtype}")
+    return np.clip(out, 0.0, 1.0)[..., None]
+
+
+def mnist_split(cfg: Config, split: Split) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, labels)`` for a split, limited by ``data.mnist.train_limit``/``test_limit`` (first N)."""
+    images, labels = load_mnist(split)
+    limit = cfg.data.mnist.train_limit if split == "train" else cfg.data.mnist.test_limit
+    if limit is not None:
+        images, labels = images[:limit], labels[:limit]
+    return images_to_unit(images, cfg.data.mnist.normalize), labels
+
+
+@dataclass(frozen=True)
+class AudioSet:
+    """Model-ready FSDD clips: unit log-mels, the fixed-length waves they came from, and metadata."""
+
+    x: np.ndarray  # [N, n_mels, frames, 1] in [0, 1]
+    waves: np.ndarray  # [N, n_samples] prepared waveforms
+    digits: np.ndarray
+    speakers: np.ndarray
+    indices: np.ndarray
+    frames: np.ndarray | None = None  # voiced frames of each clip (its natural length)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def subset(self, selection: np.ndarray) -> AudioSet:
+        parts = (self.x, self.waves, self.digits, self.speakers, self.indices, self.frames)
+        return AudioSet(*(None if a is None else a[selection] for a in parts))
+
+
+def waves_to_unit_logmel(
+    waves: list[np.ndarray] | np.ndarray, cfg: Config, sample_rate: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw clips at any rate -> (unit log-mel ``[N, n_mels, frames, 1]``, prepared waves, voiced
+    frames per clip). With ``data.fsdd.time_normalize`` each clip's voiced frames fill the window."""
+    fs = cfg.data.fsdd
+    prepared = audio.prepare_waves(list(waves), fs, sample_rate)
+    by_frame = audio.logmel(prepared, fs, frames_first=True)  # [N, frames, mels]: one transpose, last
+    voiced = audio.voiced_frames(prepared, fs)
+    if fs.time_normalize:
+        by_frame = audio.stretch_frames(by_frame, voiced, fs.n_frames, fs.n_frames, frames_first=True)
+    unit = np.ascontiguousarray(np.swapaxes(audio.to_unit(by_frame), 1, 2))
+    return unit[..., None], prepared, voiced
+
+
+def unit_logmel_to_waves(
+    unit: np.ndarray, cfg: Config, frames: np.ndarray | None = None, seed: int = 0
+) -> np.ndarray:
+    """Decoded unit log-mels ``[N, n_mels, frames(, 1)]`` -> waveforms ``[N, n_samples]``. Under
+    time normalisation a clip is first stretched back to ``frames`` (its natural length; the
+    median training length when not given), so what is heard is spoken at a normal rate."""
+    fs = cfg.data.fsdd
+    unit = np.asarray(unit, dtype=np.float32)
+    db = audio.from_unit(unit[..., 0] if unit.ndim == 4 else unit)
+    if fs.time_normalize:
+        frames = np.full(len(db), DEFAULT_FRAMES) if frames is None else np.asarray(frames)
+        db = audio.stretch_frames(db, fs.n_frames, np.clip(frames, 2, fs.n_frames), fs.n_frames)
+    return audio.inverse_logmel(db, fs, seed=seed)
+
+
+def fsdd_split(cfg: Config, split: FsddSplit, cache_dir: Path | None = None) -> AudioSet:
+    """FSDD as an :class:`AudioSet`, from the cache when the front-end settings are unchanged."""
+    cache = None
+    if cache_dir is not None:
+        cache = Path(cache_dir) / f"fsdd_{split}_{cfg.fingerprint('data.fsdd')}.npz"
+        if cache.is_file():
+            d = read_npz(cache)
+            return AudioSet(d["x"], d["waves"], d["digits"], d["speakers"], d["indices"], d["frames"])
+    data: FSDD = load_fsdd(split)
+    x, waves, frames = waves_to_unit_logmel(data.waves, cfg, data.sample_rate)
+    out = AudioSet(x, waves, data.digits, data.speakers.astype(str), data.indices, frames)
+    if cache is not None:
+        write_npz(
+            cache, x=out.x, waves=out.waves, digits=out.digits, speakers=out.speakers,
+            indices=out.indices, frames=frames,
+        )
+    return out
