@@ -260,3 +260,22 @@ def test_killed_run_resumes_at_the_notebook_it_was_in(project: Path, signum: int
     assert summary.skipped == ["01_data"] and partial() == []  # a SIGKILL's leftover is swept
     assert ran(project) == ["01_data", "02_image_autoencoder", "02_image_autoencoder", "03_audio_autoencoder"]
     assert completed_notebooks(nbs) == [nbs / f"{n}.ipynb" for n in NAMES]
+
+
+def test_kernel_console_output_goes_to_its_log_not_the_terminal(tmp_path: Path, capfd) -> None:
+    """What a kernel writes to its own file descriptors (TensorFlow's C++ log lines, absl's banner)
+    stays out of ``mmga run``'s terminal and lands in ``<name>.kernel.log``; what a cell prints
+    stays in the executed notebook."""
+    root = tmp_path / "proj"
+    noisy = (
+        'import os\nos.write(2, b"KERNEL-NOISE fd2\\n")\nos.write(1, b"KERNEL-NOISE fd1\\n")\n'
+        'print("CELL-OUTPUT")'
+    )
+    write_step(root, "01_data", extra_cell=noisy)
+    run(root)
+    captured = capfd.readouterr()
+    assert "KERNEL-NOISE" not in captured.out + captured.err
+    out = root / "outputs" / "quick" / "notebooks"
+    log = (out / "01_data.kernel.log").read_text()
+    assert "KERNEL-NOISE fd2" in log and "KERNEL-NOISE fd1" in log
+    assert "CELL-OUTPUT" in (out / "01_data.ipynb").read_text()

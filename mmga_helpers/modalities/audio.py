@@ -18,6 +18,7 @@ import numpy as np
 import soundfile as sf
 
 from mmga_helpers.core.config import FsddConfig
+from mmga_helpers.core.io import atomic_path
 
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / "mmga-numba-cache"))
 import librosa
@@ -426,8 +427,6 @@ def spectral_convergence(reference: np.ndarray, estimate: np.ndarray, cfg: FsddC
 
 def write_wav(path: str | Path, wave: np.ndarray, sample_rate: int = 8000) -> Path:
     """16-bit PCM WAV, written atomically."""
-    from mmga_helpers.core.io import atomic_path
-
     with atomic_path(path, suffix=".wav") as tmp:
         sf.write(tmp, np.clip(wave, -1, 1), sample_rate, subtype="PCM_16", format="WAV")
     return Path(path)

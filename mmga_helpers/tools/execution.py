@@ -95,11 +95,11 @@ def kernel_manager_class(log_path: Path) -> type:
         def _default_transport_encryption(self) -> str:
             return "auto" if curve else "disabled"
 
-        async def _launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
             log_path.parent.mkdir(parents=True, exist_ok=True)
             with open(log_path, "ab") as log:  # the kernel holds its own copy of the descriptor
                 kw.update(stdout=log, stderr=log)
-                await self._async_launch_kernel(kernel_cmd, **kw)
+                await super()._async_launch_kernel(kernel_cmd, **kw)
 
     return QuietKernelManager
 
