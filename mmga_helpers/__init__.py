@@ -3,7 +3,7 @@
 import os as _os
 
 # Before TensorFlow is imported anywhere: oneDNN kernels are off by default on AMD CPUs, where they
-# make convolutions about 3x faster (measured on this project's 2-core EPYC machines); quiet logs.
+# make convolutions faster (book/method.md); quiet logs.
 _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")

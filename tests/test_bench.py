@@ -248,3 +248,22 @@ def test_cli_bench_full_disk_is_one_line(private_root: Path, monkeypatch: pytest
     assert "bench.json" in errors[0] and "disk is full" in errors[0]
     monkeypatch.undo()
     assert saved.read_bytes() == before
+
+
+def test_mmga_bench_prints_no_tensorflow_noise(tmp_path: Path) -> None:
+    """`mmga bench` loads TensorFlow into its own process; its C++ start-up lines (printed before
+    TensorFlow's logging is configured, whatever TF_CPP_MIN_LOG_LEVEL says) stay off the terminal,
+    also when the command is started without the Makefile's environment."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "mmga_helpers.tools.cli", "bench", "generation"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert bench.NO_RUN in done.stdout
+    for noise in ("oneDNN", "absl::InitializeLog", "cpu_feature_guard"):
+        assert noise not in done.stdout + done.stderr

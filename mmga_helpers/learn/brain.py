@@ -50,6 +50,29 @@ class ConvergenceDivergenceZone(BaseEstimator):
     ``(count + smoothing) / row total``. ``smoothing`` keeps unseen pairs possible; a cluster never
     seen in ``fit`` therefore gets uniform strengths (with ``smoothing=0`` too, set explicitly), so
     it is a divergence zone and predictions from it are uninformative rather than an error.
+
+    Parameters
+    ----------
+    n_image_clusters, n_audio_clusters : int or None, default=None
+        Number of clusters on each side; None takes the largest id seen in ``fit`` plus one.
+    convergence_threshold : float in (0, 1], default=0.5
+        A cluster whose strongest association reaches it is a convergence zone, else a divergence
+        zone (:meth:`zones`).
+    smoothing : float >= 0, default=1e-3
+        Added to every co-occurrence count before the counts become strengths.
+    link_threshold : float in [0, 1), default=0.1
+        In the one-to-many tables and ``mode="sample"`` draws, an association weaker than this is
+        treated as noise.
+
+    Attributes
+    ----------
+    counts_ : ndarray of shape (n_image_clusters_, n_audio_clusters_)
+        Co-occurrence counts of the fitted pairs.
+    strengths_ : dict of str to ndarray
+        ``"image_to_audio"`` (rows: image clusters) and ``"audio_to_image"`` (rows: audio
+        clusters), each row a distribution over the other side's clusters.
+    n_image_clusters_, n_audio_clusters_ : int
+        The number of clusters on each side after fitting.
     """
 
     def __init__(

@@ -27,7 +27,28 @@ _FLOATS = (np.float64, np.float32)
 
 # -- k-means ----------------------------------------------------------------------------------------
 class LatentKMeans(PersistentEstimator):
-    """k-means on latents: the simple baseline every other clustering is compared against."""
+    """k-means on latents: the simple baseline every other clustering is compared against.
+
+    Parameters
+    ----------
+    n_clusters : int, default=10
+        Number of clusters.
+    n_init : int, default=10
+        Number of k-means restarts; the one with the lowest inertia is kept.
+    random_state : int, numpy Generator or None, default=None
+        Seed of the initialisations; an int makes fits repeatable.
+
+    Attributes
+    ----------
+    cluster_centers_ : ndarray of shape (n_clusters, n_features)
+        The cluster centres.
+    labels_ : ndarray of shape (n_samples,)
+        The cluster of every training point.
+    inertia_ : float
+        Sum of squared distances of the training points to their centres.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    """
 
     _state_arrays = ("cluster_centers_", "labels_", "inertia_")
 
@@ -124,7 +145,32 @@ def _precisions(prec_chol: NDArray, covariance_type: str) -> NDArray:
 
 
 class LatentGMM(PersistentEstimator):
-    """Gaussian mixture on latents (k-means initialised): soft assignments and elliptical clusters."""
+    """Gaussian mixture on latents (k-means initialised): soft assignments and elliptical clusters.
+
+    Parameters
+    ----------
+    n_clusters : int, default=10
+        Number of mixture components, one per cluster.
+    covariance_type : {"full", "tied", "diag", "spherical"}, default="full"
+        The components' covariance, as in scikit-learn's ``GaussianMixture``.
+    n_init : int, default=3
+        Number of initialisations; the best likelihood is kept.
+    random_state : int, numpy Generator or None, default=None
+        Seed of the initialisations; an int makes fits repeatable.
+
+    Attributes
+    ----------
+    mixture_ : sklearn.mixture.GaussianMixture
+        The fitted mixture (rebuilt from plain arrays after :meth:`load`).
+    means_ : ndarray of shape (n_clusters, n_features)
+        The components' means.
+    converged_ : bool
+        Whether the best initialisation converged.
+    labels_ : ndarray of shape (n_samples,)
+        The cluster of every training point.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    """
 
     def __init__(
         self, n_clusters: int = 10, covariance_type: str = "full", n_init: int = 3, random_state: Any = None
@@ -187,6 +233,34 @@ class UmapGMM(PersistentEstimator):
     the mean of their embeddings falls in the empty space between them, where the mixture's answer
     is arbitrary; the vote sends the point where most of its neighbours are. Training points keep
     their own labels, and predictions are identical before and after save/load.
+
+    Parameters
+    ----------
+    n_clusters : int, default=10
+        Number of mixture components in the embedding, one per cluster.
+    n_components : int, default=10
+        Dimensions of the UMAP embedding.
+    n_neighbors : int, default=15
+        UMAP's neighbourhood size, and the number of training points that place a new point.
+    min_dist : float, default=0.0
+        UMAP's minimum distance between embedded points (0 packs clusters tightly).
+    random_state : int, numpy Generator or None, default=None
+        Seed of the initialisations; an int makes fits repeatable.
+
+    Attributes
+    ----------
+    mean_, scale_ : ndarray of shape (n_features,)
+        The standardisation fitted on the training inputs.
+    train_inputs_ : ndarray of shape (n_samples, n_features)
+        The standardised training inputs (the neighbours of new points).
+    embedding_ : ndarray of shape (n_samples, n_components)
+        Their UMAP embedding.
+    mixture_ : sklearn.mixture.GaussianMixture
+        The mixture fitted on the embedding.
+    labels_ : ndarray of shape (n_samples,)
+        The cluster of every training point.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
     """
 
     _state_arrays = ("mean_", "scale_", "train_inputs_", "embedding_", "labels_")

@@ -62,6 +62,28 @@ class JointClustering(ClusterMixin, BaseEstimator):
 
     Each block is standardized, then scaled by ``1/sqrt(dim)`` so its total variance is 1: a 32-D
     audio latent would otherwise outweigh a 16-D image latent two to one.
+
+    Parameters
+    ----------
+    n_clusters : int, default=10
+        Number of joint clusters.
+    algorithm : {"kmeans", "gmm", "umap_gmm"}, default="kmeans"
+        The clusterer run on the joined blocks (:func:`make_clusterer`).
+    random_state : int, numpy Generator or None, default=None
+        Seed of that clusterer.
+    umap_n_components, umap_n_neighbors : int, default=10, 15
+        UMAP's settings when ``algorithm="umap_gmm"``.
+
+    Attributes
+    ----------
+    image_mean_, image_scale_ : ndarray of shape (n_image_features,)
+        The image block's standardisation.
+    audio_mean_, audio_scale_ : ndarray of shape (n_audio_features,)
+        The audio block's standardisation.
+    clusterer_ : LatentKMeans, LatentGMM or UmapGMM
+        The clusterer fitted on the joined blocks.
+    labels_ : ndarray of shape (n_pairs,)
+        The joint cluster of every training pair.
     """
 
     def __init__(

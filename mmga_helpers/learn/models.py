@@ -39,7 +39,7 @@ class Autoencoder:
         return self.trainer if self.trainer is not None else self.autoencoder
 
 
-# No batch normalisation: on these CPUs it made training 2-3x slower for no gain in reconstruction.
+# No batch normalisation: on these CPUs it made training slower for no gain in reconstruction.
 def _conv_block(x, filters: int, name: str):
     return layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu", name=f"{name}_conv")(x)
 

@@ -18,7 +18,7 @@ from mmga_helpers.core.io import read_npz, write_npz
 from mmga_helpers.modalities import audio
 from mmga_helpers.modalities.data import FSDD, FsddSplit, Split, load_fsdd, load_mnist
 
-DEFAULT_FRAMES = 25  # median voiced length of an FSDD training clip at 8 kHz, hop 128 (0.4 s)
+DEFAULT_FRAMES = 25  # frames (hop 128 at 8 kHz) of a typical voiced FSDD training clip
 
 
 def images_to_unit(images: np.ndarray, normalize: bool = True) -> np.ndarray:

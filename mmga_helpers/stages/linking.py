@@ -64,8 +64,8 @@ class CrossModal:
     A cluster's *meaning*, for scoring only, is the majority digit of the items in it. For the
     audio clusters that image -> audio recall evokes, it is taken among the held-out FSDD clips:
     taken among the training clips, it would reward the brain for a choice made from those very
-    clips, and audio clusters of pure noise would score far above chance (about 0.6 instead of 0.1
-    with 20 clusters); ``image_to_audio_acc_train_majority`` keeps that figure for comparison.
+    clips, and audio clusters of pure noise would score far above chance (book/method.md);
+    ``image_to_audio_acc_train_majority`` keeps that figure for comparison.
     Audio -> image recall starts from a held-out clip, so the training images' majority is fair.
     """
 

@@ -6,8 +6,11 @@ and ``mmga run`` start without loading TensorFlow into this process.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import typer
 from rich.console import Console
@@ -28,6 +31,22 @@ console = Console()
 def _fail(message: str) -> None:
     console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
+
+
+@contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """While TensorFlow loads into this process (``mmga bench``), file descriptor 2 points at
+    /dev/null: its C++ start-up lines are printed before its logging is configured, whatever
+    ``TF_CPP_MIN_LOG_LEVEL`` says. Python errors are raised, not printed, so none is lost."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _disk_message(err: OSError) -> str:
@@ -87,8 +106,9 @@ def _print_bench_table(title: str, figures: dict) -> None:
 
 def _bench(profile: str, sections: tuple[str, ...], title: str) -> None:
     """Run benchmark sections, print them and merge them into outputs/<profile>/bench.json."""
-    from mmga_helpers.generation import RunFolderError
-    from mmga_helpers.tools.bench import bench_all, write_bench
+    with _native_stderr_silenced():
+        from mmga_helpers.generation import RunFolderError
+        from mmga_helpers.tools.bench import bench_all, write_bench
 
     try:
         figures = bench_all(profile, sections)
@@ -117,7 +137,8 @@ def bench_cmd(ctx: typer.Context, profile: str | None = _BENCH_PROFILE_OPT) -> N
 @bench_app.command("data")
 def bench_data_cmd(ctx: typer.Context, profile: str | None = _BENCH_PROFILE_OPT) -> None:
     """Seconds to load and verify MNIST, to log-mel all FSDD clips, and the Griffin-Lim round trip."""
-    from mmga_helpers.tools.bench import bench_data
+    with _native_stderr_silenced():
+        from mmga_helpers.tools.bench import bench_data
 
     profile = _bench_profile(ctx, profile)
     try:
