@@ -484,7 +484,9 @@ def test_warped_batches_are_seeded_and_replayed_on_resume() -> None:
     from mmga_helpers.learn.training import epoch_dataset
 
     x = np.random.default_rng(0).random((40, 8, 4, 1), dtype=np.float32)
-    first = lambda start: [b[0].numpy() for b in epoch_dataset(x, 16, 3, start, max_warp=0.2)[0].take(6)]  # noqa: E731
+    def first(start: int) -> list[np.ndarray]:
+        return [b[0].numpy() for b in epoch_dataset(x, 16, 3, start_epoch=start, max_warp=0.2)[0].take(6)]
+
     a, again, resumed = first(0), first(0), first(1)
     for u, v in zip(a, again, strict=True):
         np.testing.assert_array_equal(u, v)

@@ -44,7 +44,7 @@ def setup_plotly(renderer: str = BOOK_RENDERER, template: str = "plotly_white") 
 
 
 # -- matplotlib ---------------------------------------------------------------------------------------------
-def image_grid(images: np.ndarray, labels: Sequence[Any] | None = None, ncols: int = 10,
+def image_grid(images: np.ndarray, labels: Sequence[Any] | None = None, *, ncols: int = 10,
                cmap: str = "gray_r", size: float = 0.9, title: str | None = None) -> Any:
     """``[N, H, W]`` (or ``[N, H, W, 1]``) images in rows of ``ncols``; ``labels`` become captions."""
     import matplotlib.pyplot as plt
@@ -71,7 +71,7 @@ def image_grid(images: np.ndarray, labels: Sequence[Any] | None = None, ncols: i
     return fig
 
 
-def spectrogram_grid(logmels: np.ndarray, titles: Sequence[str] | None = None, ncols: int = 5,
+def spectrogram_grid(logmels: np.ndarray, titles: Sequence[str] | None = None, *, ncols: int = 5,
                      sample_rate: int = 8000, hop_length: int = 64, vmin: float = -80.0,
                      vmax: float | None = None) -> Any:
     """Log-mel spectrograms ``[N, n_mels, frames]`` in dB, time in seconds on the x axis."""
@@ -137,7 +137,7 @@ def audio_table(waves: Sequence[np.ndarray], captions: Sequence[str], sr: int = 
 
 # -- plotly -------------------------------------------------------------------------------------------------
 def plotly_scatter(embedding_2d: np.ndarray, color: Sequence[Any] | np.ndarray,
-                   hover: Sequence[Any] | np.ndarray | None = None, title: str = "",
+                   hover: Sequence[Any] | np.ndarray | None = None, *, title: str = "",
                    color_title: str = "", marker_size: int = 5) -> Any:
     """An interactive 2-D scatter of an embedding (e.g. a UMAP of latent codes), coloured by
     ``color`` (categorical values get a discrete legend), ``hover`` text per point."""
@@ -181,7 +181,7 @@ __all__ = [
 
 
 # -- clusters and the brain (plotly) --------------------------------------------------------------------
-def strength_heatmap(matrix: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str],
+def strength_heatmap(matrix: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str], *,
                      title: str = "", row_title: str = "", col_title: str = "",
                      zmax: float | None = 1.0, colorbar_title: str = "strength",
                      text_format: str = ".2f") -> Any:
@@ -249,7 +249,7 @@ def threshold_curve(table: Any, current: float | None = None, title: str = "") -
     return fig
 
 
-def bar_compare(table: Any, x: str, y: str, color: str, title: str = "", y_title: str = "",
+def bar_compare(table: Any, x: str, y: str, color: str, *, title: str = "", y_title: str = "",
                 error_y: str | None = None) -> Any:
     """Grouped bars (e.g. hold-out accuracy per speaker, MMGA next to the baseline)."""
     import plotly.express as px

@@ -108,6 +108,7 @@ def epoch_dataset(
     x: np.ndarray,
     batch_size: int,
     seed: int,
+    *,
     start_epoch: int = 0,
     targets: np.ndarray | None = None,
     max_warp: float = 0.0,
@@ -167,6 +168,7 @@ def expected_meta(
     name: str,
     x: np.ndarray,
     seed: int,
+    *,
     targets: np.ndarray | None = None,
     init: TrainedAutoencoder | None = None,
 ) -> dict[str, Any]:
@@ -280,7 +282,7 @@ def train_autoencoder(
     folder = Path(folder)
     _check_targets(cfg, name, x_train, targets)
     n_partner = 0 if targets is None else int(np.asarray(targets).shape[1])
-    expected = expected_meta(cfg, name, x_train, seed, targets, init)
+    expected = expected_meta(cfg, name, x_train, seed, targets=targets, init=init)
     if not force and check_meta(folder, expected):
         return TrainedAutoencoder(
             load_autoencoder(folder),
@@ -312,7 +314,9 @@ def train_autoencoder(
     tr, va = train_val_split(len(x_train), cfg.validation_fraction, seed)
     t_tr, t_va = (None, None) if targets is None else (targets[tr], targets[va])
     max_warp = float(getattr(cfg, "frequency_warp", 0.0))
-    train_ds, steps = epoch_dataset(x_train[tr], cfg.batch_size, seed, start_epoch, t_tr, max_warp)
+    train_ds, steps = epoch_dataset(
+        x_train[tr], cfg.batch_size, seed, start_epoch=start_epoch, targets=t_tr, max_warp=max_warp
+    )
     val_ds = make_dataset(x_train[va], cfg.batch_size, None, shuffle=False, targets=t_va)
     early = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=cfg.patience, restore_best_weights=True

@@ -341,7 +341,7 @@ def inverse_logmel(
         lin = np.einsum("fm,nmt->nft", inv, power[idx, :, :t], optimize=True)
         mag = np.sqrt(np.maximum(lin, 0.0))
         out[idx, :length] = griffinlim(
-            mag, cfg.n_fft, cfg.hop_length, n_iter or cfg.griffin_lim_iters, length, seed
+            mag, cfg.n_fft, cfg.hop_length, n_iter or cfg.griffin_lim_iters, length, seed=seed
         )
     return out
 
@@ -391,7 +391,7 @@ def _project(angles: np.ndarray, mag: np.ndarray) -> np.ndarray:
 
 
 def griffinlim(
-    mag: np.ndarray, n_fft: int, hop: int, n_iter: int, length: int, seed: int = 0, momentum: float = 0.99
+    mag: np.ndarray, n_fft: int, hop: int, n_iter: int, length: int, *, seed: int = 0, momentum: float = 0.99
 ) -> np.ndarray:
     """Fast Griffin-Lim (Perraudin et al.) on a batch ``[N, 1 + n_fft/2, frames]`` of magnitudes,
     seeded initial phase; float32/complex64 with in-place updates (two buffers, no per-iteration

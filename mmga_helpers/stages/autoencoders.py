@@ -102,7 +102,12 @@ def image_convergence_targets(
     audio clusters of the clips it co-occurred with, over the pairs the brain is fitted on."""
     ids = audio_train_clusters(run, data, mismatch_fraction) if audio_ids_train is None else audio_ids_train
     return convergence_targets(
-        run, ids, data.image_train_labels, data.audio_train.digits, mismatch_fraction, learner="image"
+        run,
+        ids,
+        data.image_train_labels,
+        data.audio_train.digits,
+        mismatch_fraction=mismatch_fraction,
+        learner="image",
     )
 
 
@@ -115,7 +120,8 @@ def audio_convergence_targets(
     if not run.audio_feedback:
         return None
     ids = image_train_clusters(run, data) if image_ids_train is None else image_ids_train
-    return convergence_targets(run, ids, data.image_train_labels, data.audio_train.digits, mismatch_fraction)
+    digits = data.audio_train.digits
+    return convergence_targets(run, ids, data.image_train_labels, digits, mismatch_fraction=mismatch_fraction)
 
 
 def train_audio_autoencoder(

@@ -46,6 +46,7 @@ def convergence_targets(
     partner_ids_train: NDArray[np.int64],
     image_digits: ArrayLike,
     audio_digits: ArrayLike,
+    *,
     mismatch_fraction: float = 0.0,
     learner: Literal["audio", "image"] = "audio",
 ) -> NDArray[np.float32]:

@@ -132,6 +132,7 @@ def _stage(timings: dict[str, float], name: str) -> Iterator[None]:
 # -- the benchmarks --------------------------------------------------------------------------------------
 def bench_models(
     profile: str = "quick",
+    *,
     n_train_images: int = 8192,
     n_train_clips: int = 2048,
     n_encode_images: int = 10_000,

@@ -104,7 +104,7 @@ def kernel_manager_class(log_path: Path) -> type:
     return QuietKernelManager
 
 
-def execute_one(source: Path, output: Path, parameters: dict[str, Any], root: Path, name: str,
+def execute_one(source: Path, output: Path, parameters: dict[str, Any], root: Path, name: str, *,
                 progress_bar: bool | dict[str, Any] = False) -> None:
     """Execute ``source`` into ``output`` atomically; on a failing cell keep ``*.failed.ipynb`` and
     raise :class:`NotebookFailed`."""

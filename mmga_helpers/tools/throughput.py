@@ -141,7 +141,8 @@ def training_throughput(cfg, x: np.ndarray, name: str, rounds: int = 2, seed: in
         early = keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=cfg.patience, restore_best_weights=True
         )
-        ckpt = checkpoint_callback(Path(tmp), expected_meta(cfg, name, x, seed, targets), early, None, 0.0)
+        expected = expected_meta(cfg, name, x, seed, targets=targets)
+        ckpt = checkpoint_callback(Path(tmp), expected, early, None, 0.0)
 
         def epoch(kind: str, e: int) -> None:
             timer = _epoch_timer()
