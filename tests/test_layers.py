@@ -134,8 +134,47 @@ def lazy_package_imports(modules: dict[str, Path]) -> list[str]:
     ]
 
 
+def defined_names(path: Path) -> set[str]:
+    """Names a module defines itself at its top level (functions, classes, assignments), not the
+    ones it imports."""
+    names: set[str] = set()
+
+    def visit(body: list[ast.stmt]) -> None:
+        for node in body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                names.add(node.name)
+            elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+            elif isinstance(node, ast.If | ast.Try):
+                visit(node.body)
+                visit(getattr(node, "orelse", []))
+
+    visit(ast.parse(path.read_text()).body)
+    return names
+
+
+def reexports(files: list[Path], modules: dict[str, Path], surfaces: set[str]) -> list[str]:
+    """``from mmga_helpers.x import y`` where ``x`` only imports ``y`` from elsewhere: a name
+    re-exported this way can be patched in one module while another keeps the original."""
+    out = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom) or node.level or node.module not in modules:
+                continue
+            if node.module in surfaces:
+                continue
+            own = defined_names(modules[node.module])
+            for alias in node.names:
+                if alias.name not in own and f"{node.module}.{alias.name}" not in modules:
+                    out.append(f"{path.name}: from {node.module} import {alias.name}")
+    return out
+
+
 MODULES = read_modules(PACKAGE)
 GRAPH = import_graph(MODULES)
+# Modules that gather names defined elsewhere on purpose: the notebooks' surface, the package root.
+SURFACES = {"mmga_helpers.lab", "mmga_helpers"}
 
 
 # -- the package -----------------------------------------------------------------------------------------
@@ -164,6 +203,13 @@ def test_package_imports_at_module_level() -> None:
     """Imports of the package's own modules sit at the top of the module (the lazy ones left are
     third-party libraries slow to import: TensorFlow, Keras, UMAP, librosa, matplotlib, widgets)."""
     assert lazy_package_imports(MODULES) == []
+
+
+def test_no_reexported_names() -> None:
+    """Package and tests import every name from the module that defines it (the notebooks import
+    from the ``lab`` surface), so a test that patches a name patches the one that is used."""
+    files = [*MODULES.values(), *sorted((PACKAGE.parent / "tests").glob("*.py"))]
+    assert reexports(files, MODULES, SURFACES) == []
 
 
 def test_public_api_needs_nothing_above_it() -> None:
@@ -207,6 +253,9 @@ def test_the_checks_catch_each_broken_rule(tmp_path: Path) -> None:
     assert oversized(modules) == [f"mmga_helpers.tools.top: {MAX_LINES + 1} lines"]
     lazy = ["mmga_helpers.learn.b imports mmga_helpers.learn.a inside a function"]
     assert lazy_package_imports(modules) == lazy
+    user = tmp_path / "user.py"
+    user.write_text("from mmga_helpers.core.low import x\nfrom mmga_helpers.tools.top import y\n")
+    assert reexports([user], modules, set()) == ["user.py: from mmga_helpers.core.low import x"]
 
 
 @pytest.mark.parametrize("module", sorted(LAZY_PACKAGE_IMPORTS))
