@@ -1,4 +1,11 @@
-"""MMGA helpers: the logic behind the notebook book (data, audio, models, clustering, brain, generation)."""
+"""MMGA helpers: the logic behind the notebook book, in layers that import only downwards.
+
+``core`` (config, files, stamps, metrics) -> ``modalities`` (MNIST, FSDD, the audio front end) ->
+``learn`` (autoencoders, clusterers, the brain) -> ``generation`` (the public API, ``MMGA``) ->
+``stages`` (a run's stages) -> ``evaluation`` (the figures of merit) -> ``display`` (figures, the
+explorer) -> ``lab`` (what the notebooks import) -> ``tools`` (``mmga`` and its runner, the book,
+benchmarks). ``tests/test_layers.py`` keeps it so.
+"""
 
 import os as _os
 
