@@ -30,6 +30,24 @@ LAZY_PACKAGE_IMPORTS = {
 }
 
 
+# Third-party modules a function may import when it runs, rather than its module at import time.
+DELIBERATE_LAZY = {
+    "tensorflow": "seconds to import; only training and inference need it",
+    "keras": "imports TensorFlow",
+    "umap": "seconds to import (it probes TensorFlow); only UMAP clustering and views need it",
+    "librosa": "slow to import; only the MFCC judge and baseline need it",
+    "matplotlib": "slow to import; only figures need it",
+    "plotly": "slow to import; only figures need it",
+    "IPython": "only a notebook displays",
+    "ipywidgets": "only a live JupyterLab kernel shows widgets",
+    "papermill": "only executing a notebook needs it",
+    "jupyter_client": "only executing a notebook needs it",
+    "zmq": "only executing a notebook needs it",
+    "traitlets": "only executing a notebook needs it",
+    "pooch": "only a missing data file needs the network stack",
+}
+
+
 # -- reading the code ------------------------------------------------------------------------------
 def read_modules(package: Path) -> dict[str, Path]:
     """Dotted module name -> file, for every ``.py`` file under ``package``."""
@@ -171,6 +189,24 @@ def reexports(files: list[Path], modules: dict[str, Path], surfaces: set[str]) -
     return out
 
 
+def lazy_third_party_imports(modules: dict[str, Path]) -> list[str]:
+    """Third-party modules imported inside a function, outside :data:`DELIBERATE_LAZY`."""
+    out = []
+    for module, path in sorted(modules.items()):
+        for fn in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(fn):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                if isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                    names = [node.module]
+                for name in names:
+                    top = name.split(".")[0]
+                    if top != "mmga_helpers" and top not in DELIBERATE_LAZY:
+                        out.append(f"{module}.{fn.name} imports {name}")
+    return sorted(set(out))
+
+
 MODULES = read_modules(PACKAGE)
 GRAPH = import_graph(MODULES)
 # Modules that gather names defined elsewhere on purpose: the notebooks' surface, the package root.
@@ -203,6 +239,11 @@ def test_package_imports_at_module_level() -> None:
     """Imports of the package's own modules sit at the top of the module (the lazy ones left are
     third-party libraries slow to import: TensorFlow, Keras, UMAP, librosa, matplotlib, widgets)."""
     assert lazy_package_imports(MODULES) == []
+
+
+def test_third_party_imports_at_module_level() -> None:
+    """Only the slow or rarely needed libraries of :data:`DELIBERATE_LAZY` load inside functions."""
+    assert lazy_third_party_imports(MODULES) == []
 
 
 def test_no_reexported_names() -> None:
@@ -242,7 +283,7 @@ def test_the_checks_catch_each_broken_rule(tmp_path: Path) -> None:
             "core/low.py": "from mmga_helpers.tools.top import x\n",  # upward
             "learn/__init__.py": "",
             "learn/a.py": "from . import b\n",  # relative, and a cycle a -> b -> a
-            "learn/b.py": "def f():\n    import mmga_helpers.learn.a\n",  # lazy
+            "learn/b.py": "def f():\n    import mmga_helpers.learn.a\n    import json\n",  # lazy
             "tools/__init__.py": "",
             "tools/top.py": "x = 1\n" + "y = 2\n" * MAX_LINES,  # too long
         },
@@ -253,6 +294,7 @@ def test_the_checks_catch_each_broken_rule(tmp_path: Path) -> None:
     assert oversized(modules) == [f"mmga_helpers.tools.top: {MAX_LINES + 1} lines"]
     lazy = ["mmga_helpers.learn.b imports mmga_helpers.learn.a inside a function"]
     assert lazy_package_imports(modules) == lazy
+    assert lazy_third_party_imports(modules) == ["mmga_helpers.learn.b.f imports json"]
     user = tmp_path / "user.py"
     user.write_text("from mmga_helpers.core.low import x\nfrom mmga_helpers.tools.top import y\n")
     assert reexports([user], modules, set()) == ["user.py: from mmga_helpers.core.low import x"]

@@ -9,11 +9,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import psutil
+
 
 def machine() -> dict[str, Any]:
     """Platform, CPU, cores, memory, Python and the load average (other jobs slow timings)."""
-    import psutil
-
     return {
         "platform": platform.platform(),
         "cpu": platform.processor() or platform.machine(),
@@ -26,8 +26,6 @@ def machine() -> dict[str, Any]:
 
 def memory() -> dict[str, float]:
     """Peak resident memory (MiB) of this process and of its finished children, and the current one."""
-    import psutil
-
     kib = 1024.0  # Linux reports ru_maxrss in KiB
     return {
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / kib,

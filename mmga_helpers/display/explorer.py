@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from mmga_helpers.modalities.audio import read_wav
 
@@ -22,8 +23,6 @@ def interactive_session() -> bool:
 
 
 def _png(image: np.ndarray, scale: int = 4) -> bytes:
-    from PIL import Image
-
     arr = (np.clip(np.asarray(image, np.float32), 0, 1) * 255).astype(np.uint8)
     pil = Image.fromarray(255 - arr).resize((arr.shape[1] * scale, arr.shape[0] * scale), Image.NEAREST)
     buf = io.BytesIO()
@@ -33,8 +32,6 @@ def _png(image: np.ndarray, scale: int = 4) -> bytes:
 
 def image_from_png(data: bytes) -> np.ndarray:
     """An uploaded picture -> ``[28, 28]`` float in [0, 1], white digit on black like MNIST."""
-    from PIL import Image
-
     img = Image.open(io.BytesIO(data)).convert("L").resize((28, 28), Image.LANCZOS)
     arr = np.asarray(img, np.float32) / 255.0
     return 1.0 - arr if arr.mean() > 0.5 else arr  # dark ink on white paper is inverted

@@ -10,10 +10,12 @@ plotly.js once per notebook (with the first figure) and loads nothing from a CDN
 from __future__ import annotations
 
 from collections.abc import Sequence
+from html import escape
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from mmga_helpers.core.io import write_with
 
@@ -121,8 +123,6 @@ def audio_player(wave: np.ndarray, sr: int = 8000, normalize: bool = True) -> An
 
 def audio_table(waves: Sequence[np.ndarray], captions: Sequence[str], sr: int = 8000) -> Any:
     """Several labelled players in one HTML table (one output, compact in the book)."""
-    from html import escape
-
     from IPython.display import HTML
 
     if len(waves) != len(captions):
@@ -141,7 +141,6 @@ def plotly_scatter(embedding_2d: np.ndarray, color: Sequence[Any] | np.ndarray,
                    color_title: str = "", marker_size: int = 5) -> Any:
     """An interactive 2-D scatter of an embedding (e.g. a UMAP of latent codes), coloured by
     ``color`` (categorical values get a discrete legend), ``hover`` text per point."""
-    import pandas as pd
     import plotly.express as px
 
     xy = np.asarray(embedding_2d, dtype=float)

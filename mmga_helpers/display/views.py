@@ -3,10 +3,13 @@ display only, nothing here is scored."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
+from sklearn.manifold import TSNE
+from sklearn.neighbors import NearestNeighbors
 
 
 def reading_order(counts: NDArray[np.int64]) -> tuple[NDArray[np.int64], list[str]]:
@@ -32,10 +35,7 @@ def two_d_views(
     sub = np.asarray(x[idx], dtype=np.float64)
     sub = (sub - sub.mean(axis=0)) / np.where(sub.std(axis=0) > 0, sub.std(axis=0), 1.0)
     if method == "umap":
-        import warnings
-
         import umap
-        from sklearn.neighbors import NearestNeighbors
 
         # exact neighbours from scikit-learn: umap-learn's own path for small data compiles its
         # numba kernels in every new process; the graph is the same
@@ -52,8 +52,6 @@ def two_d_views(
                 precomputed_knn=(ind, dist, None),
             ).fit_transform(sub)
     elif method == "tsne":
-        from sklearn.manifold import TSNE
-
         emb = TSNE(
             n_components=2, perplexity=min(30.0, (len(sub) - 1) / 3), init="pca", random_state=seed
         ).fit_transform(sub)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
+from sklearn.decomposition import PCA
 
 from mmga_helpers.core.io import read_npz, write_npz
 from mmga_helpers.core.metrics import cluster_digit_counts
@@ -30,8 +31,6 @@ def pca_features(
     train_images: NDArray, test_images: NDArray, n_components: int = PCA_COMPONENTS, seed: int = 0
 ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     """Pixels -> the first ``n_components`` principal components (fitted on train only)."""
-    from sklearn.decomposition import PCA
-
     flat_train = np.asarray(train_images, np.float32).reshape(len(train_images), -1)
     flat_test = np.asarray(test_images, np.float32).reshape(len(test_images), -1)
     pca = PCA(n_components=n_components, svd_solver="randomized", random_state=seed).fit(flat_train)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from mmga_helpers.core.config import AutoencoderConfig
 from mmga_helpers.core.io import read_json, write_json, write_with
@@ -137,7 +138,6 @@ def seed_everything(seed: int) -> None:
 
 def _progress_callback(total_epochs: int, desc: str, initial: int = 0):
     import keras
-    from tqdm import tqdm
 
     class EpochBar(keras.callbacks.Callback):
         """One bar over epochs (not one line per batch: it reads well in notebooks and logs)."""

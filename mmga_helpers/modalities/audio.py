@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import scipy.fft
 import soundfile as sf
 
 from mmga_helpers.core.config import FsddConfig
@@ -207,8 +208,6 @@ def stft_magnitude(batch: np.ndarray, cfg: FsddConfig) -> np.ndarray:
 
 def _stft_power(batch: np.ndarray, cfg: FsddConfig) -> np.ndarray:
     """``[N, frames, bins]`` power spectra: one batched real FFT over strided frame views."""
-    import scipy.fft
-
     pad = cfg.n_fft // 2
     padded = np.pad(batch, ((0, 0), (pad, pad)))
     frames = np.lib.stride_tricks.sliding_window_view(padded, cfg.n_fft, axis=-1)[:, :: cfg.hop_length]
@@ -228,8 +227,6 @@ def logmel(batch: np.ndarray, cfg: FsddConfig, frames_first: bool = False) -> np
     Only frames that can hold sound are transformed (:func:`sounding_frames`): those past a clip's
     last non-zero sample have zero power, i.e. exactly the floor. The kept frames of a block are
     gathered into one ``[M, n_fft]`` matrix: one real FFT and one GEMM with the mel basis."""
-    import scipy.fft
-
     batch = np.asarray(batch, dtype=np.float32)
     pad = cfg.n_fft // 2
     basis_t = np.ascontiguousarray(_mel_basis(cfg).T, dtype=np.float32)  # [bins, mels]
@@ -349,8 +346,6 @@ def inverse_logmel(
 def _ola_ops(n_fft: int, hop: int, n_frames: int):
     """Batched STFT / inverse STFT (centred, zero-padded, Hann) as ``librosa`` computes them, with
     overlap-add done by ``n_fft // hop`` shifted slice additions instead of a loop over frames."""
-    import scipy.fft
-
     win = _hann(n_fft)
     k = n_fft // hop
     total = n_fft + hop * (n_frames - 1)

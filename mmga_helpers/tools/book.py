@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import yaml
 
 from mmga_helpers.core.io import atomic_write_text, read_json
@@ -212,8 +213,6 @@ def filter_toc(toc: dict[str, Any], src: Path) -> dict[str, Any]:
 def _prepare_notebook(source: Path, target: Path) -> None:
     """Copy an executed notebook; the ``parameters`` cell (defaults, overridden by the injected
     cell that follows it) is removed from the page."""
-    import nbformat
-
     nb = nbformat.read(source, as_version=4)
     for cell in nb.cells:
         tags = cell.setdefault("metadata", {}).setdefault("tags", [])

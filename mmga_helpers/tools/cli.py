@@ -7,7 +7,9 @@ and ``mmga run`` start without loading TensorFlow into this process.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -176,9 +178,6 @@ _SEED_OPT = typer.Option(None, "--seed", help="run one seed (default: every seed
 def _terminate_cleanly() -> None:
     """SIGTERM (``kill <pid>``, a batch scheduler's stop) unwinds like Ctrl-C: the notebook being
     executed is dropped with its temporary file and kernel; finished notebooks stay."""
-    import signal
-    import threading
-
     def stop(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
 

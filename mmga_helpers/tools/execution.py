@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import nbformat
+
 from mmga_helpers.core.io import atomic_path
 
 PARAMETER_NAMES: tuple[str, ...] = ("profile", "seed", "config_path", "output_dir")
@@ -56,8 +58,6 @@ class NotebookFailed(RuntimeError):
 
 def check_parameters_cell(path: Path) -> int:
     """Index of the cell tagged ``parameters``; a RunError when it is missing or lacks a name."""
-    import nbformat
-
     nb = nbformat.read(path, as_version=4)
     for i, cell in enumerate(nb.cells):
         if "parameters" in cell.get("metadata", {}).get("tags", []):

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import nbformat
+
 from mmga_helpers.core.config import PROFILES, Config, ConfigError, load_config
 from mmga_helpers.core.io import read_json, write_json
 from mmga_helpers.tools.execution import NotebookFailed, RunError, check_parameters_cell, execute_one
@@ -113,8 +115,6 @@ def _sha256(data: Any) -> str:
 
 def notebook_source_hash(path: Path) -> str:
     """Hash of the cells' types, tags and sources: outputs and execution counts do not count."""
-    import nbformat
-
     nb = nbformat.read(path, as_version=4)
     cells = [
         [c.cell_type, list(c.get("metadata", {}).get("tags", [])), c.source] for c in nb.cells
