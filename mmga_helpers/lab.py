@@ -28,6 +28,7 @@ from mmga_helpers.evaluation.clusters import cluster_figures
 from mmga_helpers.evaluation.driver import Evaluation, evaluate, record_evaluation
 from mmga_helpers.evaluation.generated import generation_metrics, write_synthetic
 from mmga_helpers.evaluation.judges import train_audio_judge, train_image_judge, train_judges
+from mmga_helpers.evaluation.listener import StockListener
 from mmga_helpers.evaluation.reconstruction import audio_reconstruction_metrics, image_reconstruction_metrics
 from mmga_helpers.evaluation.robustness import mismatched_world
 from mmga_helpers.evaluation.tables import metrics_table, scores_table, zone_share_by_threshold
@@ -93,6 +94,7 @@ __all__ = [
     "MMGA",
     "Chapter",
     "Evaluation",
+    "StockListener",
     "audio",
     "audio_reconstruction_metrics",
     "baseline_clusters",

@@ -397,10 +397,18 @@ def test_default_mode_draws_from_the_one_to_many_table(m, fake_run) -> None:
             waves=waves, digits=np.arange(4) % 2, x=waves_to_unit_logmel(waves, fake_run.cfg)[0]
         ),
     )
-    figures = generation_metrics(spied, data, (judge, judge), seed=0)
+    heard_at = []
+
+    def listen(waves, digits, sample_rate=8000):
+        heard_at.append(sample_rate)
+        return 0.5 if len(waves) == len(data.audio_test.waves) else 0.25  # real clips, then heard ones
+
+    figures = generation_metrics(spied, data, (judge, judge), SimpleNamespace(accuracy=listen), seed=0)
     assert {"generation.hear_judge_acc", "generation.argmax.hear_judge_acc",
             "generation.argmax.diversity_ratio_audio", "generation.diversity_ratio_audio"} <= figures.keys()
     assert all(np.isfinite(v) for v in figures.values())
+    assert figures["generation.hear_asr_acc"] == 0.25 and heard_at == [8000, 8000]
+    assert figures["generation.hear_intelligibility"] == 0.5  # heard / real
 
 
 def test_exported_banks_hold_each_clusters_core(fake_run) -> None:

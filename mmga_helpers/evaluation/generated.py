@@ -1,6 +1,7 @@
 """Generated samples, judged: ``see`` on FSDD test clips read by the MNIST judge, ``hear`` on
-MNIST test images read by the FSDD judge, the diversity of both against real samples of the same
-digit, and the synthetic files a reader can open."""
+MNIST test images heard by the stock listener (and read by the FSDD judge, which trained on vocoded
+clips), the diversity of both against real samples of the same digit, and the synthetic files a
+reader can open."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from scipy.spatial.distance import pdist
 
 from mmga_helpers.core.io import write_with
 from mmga_helpers.evaluation.judges import Judge
+from mmga_helpers.evaluation.listener import StockListener
 from mmga_helpers.generation import MMGA
 from mmga_helpers.modalities import audio
 from mmga_helpers.modalities.features import waves_to_unit_logmel
@@ -38,14 +40,23 @@ def diversity_ratio(
 
 
 def generation_metrics(
-    m: MMGA, data: Data, judges: tuple[Judge, Judge], *, seed: int = 0, max_hear: int | None = None
+    m: MMGA,
+    data: Data,
+    judges: tuple[Judge, Judge],
+    listener: StockListener,
+    *,
+    seed: int = 0,
+    max_hear: int | None = None,
 ) -> dict[str, float]:
-    """``see`` on FSDD official test clips read by the MNIST judge; ``hear`` on MNIST test images read
-    by the FSDD judge; diversity of both against real samples of the same digit. The API's default
-    mode is scored; ``generation.argmax.*`` scores ``hear`` with the strongest link only."""
+    """``see`` on FSDD official test clips read by the MNIST judge; ``hear`` on MNIST test images
+    heard by the stock listener (``generation.hear_asr_acc``, and over its reading of the real test
+    clips, ``generation.hear_intelligibility``) and read by the FSDD judge; diversity of both
+    against real samples of the same digit. The API's default mode is scored;
+    ``generation.argmax.*`` scores ``hear`` with the strongest link only."""
     image_judge, audio_judge = judges
+    rate = m.cfg.data.fsdd.sample_rate
     at = data.audio_test
-    seen = m.see(list(at.waves), sample_rate=m.cfg.data.fsdd.sample_rate, seed=seed)
+    seen = m.see(list(at.waves), sample_rate=rate, seed=seed)
     xt, yt = data.image_test, data.image_test_labels
     if max_hear is not None and len(xt) > max_hear:  # stratified by position: MNIST test is shuffled
         xt, yt = xt[:max_hear], yt[:max_hear]
@@ -54,7 +65,11 @@ def generation_metrics(
     real_mels = at.x[..., 0]
     strongest = np.stack(m.hear(xt, seed=seed, mode="argmax"))
     strongest_mels = waves_to_unit_logmel(strongest, m.cfg)[0][..., 0]
+    real_asr = listener.accuracy(at.waves, at.digits, rate)
+    hear_asr = listener.accuracy(heard, yt, rate)
     return {
+        "generation.hear_asr_acc": hear_asr,
+        "generation.hear_intelligibility": hear_asr / real_asr if real_asr > 0 else float("nan"),
         "generation.argmax.hear_judge_acc": audio_judge.accuracy(strongest, yt),
         "generation.argmax.diversity_ratio_audio": diversity_ratio(strongest_mels, real_mels, yt, at.digits),
         "generation.see_judge_acc": image_judge.accuracy(seen, at.digits),

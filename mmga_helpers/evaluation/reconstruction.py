@@ -1,5 +1,6 @@
 """Held-out reconstruction: how well each autoencoder rebuilds what it never trained on, measured
-(pixel MSE and PSNR; log-mel MSE and spectral convergence after Griffin-Lim) and read by the judges."""
+(pixel MSE and PSNR; log-mel MSE and spectral convergence after Griffin-Lim), read by the judges
+and, for sound, heard by the stock listener nobody here trained."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import numpy as np
 
 from mmga_helpers.core.inference import encode
 from mmga_helpers.evaluation.judges import Judge
+from mmga_helpers.evaluation.listener import StockListener
 from mmga_helpers.learn.training import TrainedAutoencoder
 from mmga_helpers.modalities import audio
 from mmga_helpers.modalities.features import unit_logmel_to_waves
@@ -29,10 +31,11 @@ def image_reconstruction_metrics(
 
 
 def audio_reconstruction_metrics(
-    run: Run, data: Data, audio_ae: TrainedAutoencoder, audio_judge: Judge
+    run: Run, data: Data, audio_ae: TrainedAutoencoder, audio_judge: Judge, listener: StockListener
 ) -> dict[str, float]:
     """FSDD official test: log-mel MSE (unit scale), spectral convergence after Griffin-Lim, and the
-    FSDD judge reading the reconstructed clips turned back into waveforms."""
+    reconstructed clips turned back into waveforms read by the FSDD judge (trained on vocoded
+    clips) and heard by the stock listener; both also on the real test clips."""
     at = data.audio_test
     mel_rec = encode(audio_ae.model.autoencoder, at.x)
     waves = unit_logmel_to_waves(mel_rec, run.cfg, at.frames, seed=run.seed)
@@ -41,7 +44,9 @@ def audio_reconstruction_metrics(
         "audio.reconstruction.mel_mse": float(((mel_rec - at.x) ** 2).mean()),
         "audio.reconstruction.spectral_convergence": float(sc.mean()),
         "audio.reconstruction.judge_acc": audio_judge.accuracy(waves, at.digits),
+        "audio.reconstruction.asr_acc": listener.accuracy(waves, at.digits, run.cfg.data.fsdd.sample_rate),
         "judges.audio_test_acc": audio_judge.accuracy(at.waves, at.digits),
+        "judges.audio_test_asr_acc": listener.accuracy(at.waves, at.digits, run.cfg.data.fsdd.sample_rate),
     }
 
 
@@ -51,9 +56,10 @@ def reconstruction_metrics(
     image_ae: TrainedAutoencoder,
     audio_ae: TrainedAutoencoder,
     judges: tuple[Judge, Judge],
+    listener: StockListener,
 ) -> dict[str, float]:
     """Held-out reconstruction quality of both autoencoders, measured and judged."""
     return {
         **image_reconstruction_metrics(data, image_ae, judges[0]),
-        **audio_reconstruction_metrics(run, data, audio_ae, judges[1]),
+        **audio_reconstruction_metrics(run, data, audio_ae, judges[1], listener),
     }

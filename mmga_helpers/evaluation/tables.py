@@ -29,6 +29,7 @@ TARGETS: dict[str, str] = {
     "cross_modal.mismatch20.audio_to_image_drop": "<= 0.02",
     "generation.see_judge_acc": ">= 0.95",
     "generation.hear_judge_acc": ">= 0.90",
+    "generation.hear_intelligibility": ">= 0.95",
     "generation.diversity_ratio_image": ">= 0.5",
     "generation.diversity_ratio_audio": ">= 0.5",
     "generation.speaker_holdout_see_judge_acc": ">= 0.75",

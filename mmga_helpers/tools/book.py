@@ -103,6 +103,13 @@ DESCRIPTIONS: dict[str, str] = {
     "generation": "generated samples read by the independent judges",
     "generation.diversity_ratio_image": "spread of generated images / spread of real ones, per digit",
     "generation.diversity_ratio_audio": "spread of generated log-mels / spread of real ones, per digit",
+    "generation.hear_asr_acc": "hear(MNIST test images) heard as their digit by a stock speech recogniser "
+    "nobody here trained (PocketSphinx en-us, ten-digit grammar)",
+    "generation.hear_intelligibility": "generation.hear_asr_acc over the same recogniser's reading of real "
+    "FSDD test clips",
+    "judges.audio_test_asr_acc": "real FSDD test clips heard as their digit by the stock speech recogniser",
+    "audio.reconstruction.asr_acc": "reconstructed FSDD test clips heard as their digit by the stock "
+    "speech recogniser",
     "generation.argmax": "hear() with mode='argmax' (always the strongest link: one voice cluster "
     "per image cluster), for comparison",
     "generation.speaker_holdout_see_judge_acc": "see() on held-out speakers' clips, judged (mean over "

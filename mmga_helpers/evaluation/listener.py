@@ -1,0 +1,81 @@
+"""An independent listener: a stock speech recogniser that nobody in this project trained.
+
+PocketSphinx's en-us acoustic model and dictionary ship inside its wheel (no download), and a JSGF
+grammar of the ten digit words turns it into a digit reader. Unlike the project's own audio judge,
+which learned from vocoded copies of the training clips and can read the vocoder's artefacts as
+speech, it has never heard anything this project made, so what it understands of a generated clip
+is what a stranger would.
+
+Each clip is resampled to 16 kHz, framed by a little silence and decoded as one utterance. The
+decoder adapts its cepstral mean from the utterance it last decoded, so a clip's first reading
+depends on the clip before it; every clip is therefore decoded twice in a row and the second
+reading kept, which depends on that clip alone (the same digits whatever the order of the clips).
+The C decoder takes one utterance at a time, hence the loop over clips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from math import gcd
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from pocketsphinx import Decoder
+from scipy.signal import resample_poly
+
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+SAMPLE_RATE = 16_000  # the rate of the stock acoustic model
+PAD_S = 0.2  # silence before and after each clip
+SILENT = 1e-4  # a clip whose peak stays under this is silence: nothing is heard, nothing decoded
+NOT_HEARD = -1
+GRAMMAR = "#JSGF V1.0;\ngrammar digits;\npublic <digit> = " + " | ".join(DIGIT_WORDS) + ";\n"
+
+
+class StockListener:
+    """PocketSphinx (stock en-us model) restricted to the ten digit words.
+
+    ``read`` gives the digit heard in each clip, or ``NOT_HEARD`` (-1) for a silent clip;
+    ``accuracy`` the share of clips heard as the given digit.
+    """
+
+    def __init__(self) -> None:
+        self._decoder = Decoder(samprate=SAMPLE_RATE, loglevel="FATAL")
+        self._decoder.add_jsgf_string("digits", GRAMMAR)
+        self._decoder.activate_search("digits")
+
+    def _decode(self, pcm: bytes) -> int:
+        d = self._decoder
+        word = ""
+        for _ in range(2):  # the second reading no longer depends on the clip decoded before
+            d.start_utt()
+            d.process_raw(pcm, full_utt=True)
+            d.end_utt()
+            hyp = d.hyp()
+            word = hyp.hypstr.strip() if hyp is not None else ""
+        return DIGIT_WORDS.index(word) if word in DIGIT_WORDS else NOT_HEARD
+
+    def read(self, waves: Sequence[ArrayLike] | NDArray, sample_rate: int = 8000) -> NDArray[np.int64]:
+        """The digit heard in each clip (1-D float waves in [-1, 1] at ``sample_rate``)."""
+        if sample_rate <= 0:
+            raise ValueError(f"sample_rate must be positive; got {sample_rate}")
+        g = gcd(SAMPLE_RATE, int(sample_rate))
+        up, down = SAMPLE_RATE // g, int(sample_rate) // g
+        pad = np.zeros(round(PAD_S * SAMPLE_RATE), np.float32)
+        out = np.full(len(waves), NOT_HEARD, np.int64)
+        for i, wave in enumerate(waves):
+            x = np.asarray(wave, np.float32).ravel()
+            if x.size == 0 or not np.isfinite(x).all() or np.abs(x).max() < SILENT:
+                continue
+            x = resample_poly(x, up, down).astype(np.float32) if up != down else x
+            pcm = (np.clip(np.concatenate([pad, x, pad]), -1.0, 1.0) * 32767).astype(np.int16)
+            out[i] = self._decode(pcm.tobytes())
+        return out
+
+    def accuracy(
+        self, waves: Sequence[ArrayLike] | NDArray, digits: ArrayLike, sample_rate: int = 8000
+    ) -> float:
+        """Share of the clips heard as their digit."""
+        digits = np.asarray(digits)
+        if len(digits) != len(waves):
+            raise ValueError(f"{len(waves)} clips but {len(digits)} digits")
+        return float((self.read(waves, sample_rate) == digits).mean()) if len(digits) else float("nan")
