@@ -48,18 +48,3 @@ def audio_reconstruction_metrics(
         "judges.audio_test_acc": audio_judge.accuracy(at.waves, at.digits),
         "judges.audio_test_asr_acc": listener.accuracy(at.waves, at.digits, run.cfg.data.fsdd.sample_rate),
     }
-
-
-def reconstruction_metrics(
-    run: Run,
-    data: Data,
-    image_ae: TrainedAutoencoder,
-    audio_ae: TrainedAutoencoder,
-    judges: tuple[Judge, Judge],
-    listener: StockListener,
-) -> dict[str, float]:
-    """Held-out reconstruction quality of both autoencoders, measured and judged."""
-    return {
-        **image_reconstruction_metrics(data, image_ae, judges[0]),
-        **audio_reconstruction_metrics(run, data, audio_ae, judges[1], listener),
-    }
