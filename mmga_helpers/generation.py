@@ -30,6 +30,7 @@ from mmga_helpers.core.stamps import file_sha256
 from mmga_helpers.learn.brain import ConvergenceDivergenceZone
 from mmga_helpers.learn.clustering import load_clusterer
 from mmga_helpers.learn.models import load_model
+from mmga_helpers.modalities.digits import normalize_digits
 from mmga_helpers.modalities.features import images_to_unit, unit_logmel_to_waves, waves_to_unit_logmel
 
 MANIFEST = "mmga.json"
@@ -170,14 +171,27 @@ class MMGA:
         return self._p["brain"]
 
     # -- encoding and clustering ----------------------------------------------------------------
-    def encode_images(self, images: np.ndarray) -> np.ndarray:
-        return self._run("image_encoder", images_to_unit(images, self.cfg.data.mnist.normalize))
+    def prepare_images(self, images: np.ndarray | list[np.ndarray]) -> np.ndarray:
+        """Pictures as the image encoder was trained on them, ``[N, 28, 28, 1]`` in [0, 1].
+
+        Any picture (any size, grey, RGB or RGBA, dark ink on light paper or light on dark) is
+        normalised the MNIST way (:func:`~mmga_helpers.modalities.digits.normalize_digits`). A run
+        trained on raw MNIST (``data.mnist.standardize`` false) takes ``[N, 28, 28]`` arrays as
+        they are, like its training images, and normalises only other pictures."""
+        mnist = self.cfg.data.mnist
+        if not mnist.standardize and isinstance(images, np.ndarray) and images.shape[1:3] == (28, 28):
+            if images.ndim == 3 or (images.ndim == 4 and images.shape[-1] == 1):
+                return images_to_unit(images, mnist.normalize)
+        return normalize_digits(images)[..., None]
+
+    def encode_images(self, images: np.ndarray | list[np.ndarray]) -> np.ndarray:
+        return self._run("image_encoder", self.prepare_images(images))
 
     def encode_waves(self, waves: list[np.ndarray] | np.ndarray, sample_rate: int = 8000) -> np.ndarray:
         x = waves_to_unit_logmel(list(waves), self.cfg, sample_rate)[0]
         return self._run("audio_encoder", x)
 
-    def image_clusters(self, images: np.ndarray) -> np.ndarray:
+    def image_clusters(self, images: np.ndarray | list[np.ndarray]) -> np.ndarray:
         return self._p["image_clusterer"].predict(self.encode_images(images))
 
     def audio_clusters(self, waves: list[np.ndarray] | np.ndarray, sample_rate: int = 8000) -> np.ndarray:
@@ -190,8 +204,12 @@ class MMGA:
         self._calls += 1  # repeated calls vary, yet a fresh MMGA replays the same sequence
         return np.random.default_rng([self.seed, self._calls])
 
-    def hear(self, images: np.ndarray, seed: int | None = None, mode: Mode = "sample") -> list[np.ndarray]:
-        """Images ``[N, 28, 28]`` (uint8 or float) -> one float32 waveform at 8 kHz each.
+    def hear(
+        self, images: np.ndarray | list[np.ndarray], seed: int | None = None, mode: Mode = "sample"
+    ) -> list[np.ndarray]:
+        """Pictures of digits -> one float32 waveform at 8 kHz each. ``images``: MNIST-like
+        ``[N, 28, 28]`` (uint8 or float), or any pictures (a list of arrays of any size, grey or
+        colour, either polarity), normalised as in :meth:`prepare_images`.
 
         ``mode="sample"`` (the default) draws the audio cluster from the brain's one-to-many table,
         so one digit is heard in the several voices it co-occurred with; ``"argmax"`` always takes

@@ -51,6 +51,16 @@ class AutoencoderConfig(_Section):
     convergence_weight: Annotated[float, Field(ge=0, le=100)] = 0.0
 
 
+class ImageAutoencoderConfig(AutoencoderConfig):
+    """The image section: the shared keys, plus ``augment``."""
+
+    # Hands the encoder never saw: this share of the training images is shown, each epoch, as a
+    # random variant (slanted, strokes thickened or thinned, blurred, coarsened, a finger's stroke;
+    # modalities.handwriting.augment) while the reconstruction target stays the clean digit, so the
+    # code learns what does not change between hands. 0 turns it off.
+    augment: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+
 class AudioAutoencoderConfig(AutoencoderConfig):
     """The audio section: the image one's keys, plus ``frequency_warp``."""
 
@@ -70,7 +80,7 @@ class ClusteringConfig(_Section):
 
 
 class ModelConfig(_Section):
-    image_autoencoder: AutoencoderConfig
+    image_autoencoder: ImageAutoencoderConfig
     audio_autoencoder: AudioAutoencoderConfig
     clustering: ClusteringConfig
 
@@ -78,6 +88,9 @@ class ModelConfig(_Section):
 class MnistConfig(_Section):
     resize_to: list[PosInt] = Field(min_length=2, max_length=2)
     normalize: bool
+    # every image, train and test alike, goes through the MNIST recipe the API applies to any
+    # picture (modalities.digits.normalize_digits), so training sees exactly what users bring
+    standardize: bool = False
     train_limit: PosInt | None  # None: all 60,000 training images
     test_limit: PosInt | None
 

@@ -15,6 +15,7 @@ from mmga_helpers.core.io import read_json, write_json
 from mmga_helpers.core.machine import machine
 from mmga_helpers.evaluation.baselines import baseline_figures
 from mmga_helpers.evaluation.clusters import cluster_figures, joint_figures
+from mmga_helpers.evaluation.handwriting import handwriting_figures
 from mmga_helpers.evaluation.holdout import holdout_images, speaker_holdout, speaker_holdout_see
 from mmga_helpers.evaluation.judges import train_image_judge
 from mmga_helpers.evaluation.robustness import cross_modal_figures, mismatched_world
@@ -80,6 +81,13 @@ def evaluate(
         clusters = fit_modality_clusters(run, z, force=force, image_brain_clusters=image_brain_clusters)
         out.update(cluster_figures(data, z, clusters))
     info.cluster_sizes = clusters.sizes
+    if image_ae is not None:
+        with stage_timer(t, "handwriting"):
+            out.update(
+                handwriting_figures(
+                    image_ae.model.encoder, clusters.image, clusters.ids["image_train"], data, seed=run.seed
+                )
+            )
     with stage_timer(t, "joint"):
         out.update(joint_figures(run, data, z, force=force))
     noisy_world = None

@@ -33,6 +33,8 @@ TARGETS: dict[str, str] = {
     "generation.diversity_ratio_image": ">= 0.5",
     "generation.diversity_ratio_audio": ">= 0.5",
     "generation.speaker_holdout_see_judge_acc": ">= 0.75",
+    "image.robustness.mean": ">= 0.90",
+    "image.robustness.worst": ">= 0.80",
 }
 
 

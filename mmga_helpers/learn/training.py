@@ -41,8 +41,17 @@ from mmga_helpers.learn.models import (
     compile_autoencoder,
     load_model,
 )
+from mmga_helpers.modalities.handwriting import augment
 
 PARTS = ("encoder", "decoder", "autoencoder")
+N_VARIANTS = 3  # altered copies of each training image under image augmentation
+
+
+def digit_variants(x: np.ndarray, seed: int) -> np.ndarray:
+    """``[N, N_VARIANTS, 28, 28, 1]`` altered copies of MNIST-style images ``[N, 28, 28, 1]``
+    (:func:`~mmga_helpers.modalities.handwriting.augment`), seeded."""
+    rng = np.random.default_rng([seed, 2024])
+    return np.stack([augment(x[..., 0], rng)[..., None] for _ in range(N_VARIANTS)], axis=1)
 
 
 class ArtefactMismatch(RuntimeError):
@@ -57,14 +66,21 @@ def train_val_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.
 
 
 def make_dataset(
-    x: np.ndarray, batch_size: int, seed: int | None, shuffle: bool, targets: np.ndarray | None = None
+    x: np.ndarray,
+    batch_size: int,
+    seed: int | None,
+    shuffle: bool,
+    targets: np.ndarray | None = None,
+    variants: np.ndarray | None = None,
 ):
     """``(x, x)`` batches, or ``(x, {"reconstruction": x, "convergence": targets})`` when the model
-    has a convergence head; shuffling seeded and reshuffled each epoch."""
+    has a convergence head; shuffling seeded and reshuffled each epoch. With ``variants``
+    (``[N, V, ...]``, altered copies of each item) the inputs are ``(x, variants)`` pairs, for
+    :func:`_with_variants` to choose from; the targets stay the clean items."""
     import tensorflow as tf
 
     y = x if targets is None else {"reconstruction": x, "convergence": targets.astype(np.float32)}
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    ds = tf.data.Dataset.from_tensor_slices(((x, variants) if variants is not None else x, y))
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
@@ -105,6 +121,25 @@ def _with_warp(ds, max_warp: float, seed: int):
     return ds.enumerate().map(warp, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
+def _with_variants(ds, share: float, seed: int):
+    """Show each item, with probability ``share``, as one of its altered copies (drawn uniformly);
+    stateless draws keyed by seed and batch number, so a resumed run replays them. The target stays
+    the clean item: the code learns to ignore what the alterations change."""
+    import tensorflow as tf
+
+    def pick(step, batch):
+        (x, variants), y = batch
+        key = tf.stack([tf.cast(seed, tf.int64) + 7919, step])
+        n, v = tf.shape(variants)[0], tf.shape(variants)[1]
+        altered = tf.random.stateless_uniform([n], seed=key) < share
+        which = tf.random.stateless_uniform([n], seed=key + 1, maxval=v, dtype=tf.int32)
+        chosen = tf.gather(variants, which, axis=1, batch_dims=1)
+        mask = tf.reshape(altered, tf.concat([[n], tf.ones(tf.rank(x) - 1, tf.int32)], axis=0))
+        return tf.where(mask, chosen, x), y
+
+    return ds.enumerate().map(pick, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
 def epoch_dataset(
     x: np.ndarray,
     batch_size: int,
@@ -113,14 +148,22 @@ def epoch_dataset(
     start_epoch: int = 0,
     targets: np.ndarray | None = None,
     max_warp: float = 0.0,
+    variants: np.ndarray | None = None,
+    variant_share: float = 0.0,
 ):
     """Training batches for ``fit(..., steps_per_epoch=steps)``: one endless iterator whose k-th
     epoch is the k-th seeded reshuffle, so that resuming at ``start_epoch`` (skipping the batches of
     the completed epochs) replays exactly the orders an uninterrupted run would see, whatever Keras
     does with iterators between epochs. ``max_warp > 0`` perturbs the frequency axis of every batch
-    (:func:`warp_frequency_axis`). Returns ``(dataset, steps)``."""
+    (:func:`warp_frequency_axis`); ``variants`` with ``variant_share > 0`` shows that share of items
+    altered (:func:`_with_variants`). Returns ``(dataset, steps)``."""
     steps = -(-len(x) // batch_size)
-    ds = make_dataset(x, batch_size, seed, shuffle=True, targets=targets).repeat()
+    use_variants = variants is not None and variant_share > 0
+    ds = make_dataset(
+        x, batch_size, seed, shuffle=True, targets=targets, variants=variants if use_variants else None
+    ).repeat()
+    if use_variants:
+        ds = _with_variants(ds, variant_share, seed)
     if max_warp > 0:
         ds = _with_warp(ds, max_warp, seed)
     if start_epoch:
@@ -314,8 +357,10 @@ def train_autoencoder(
     tr, va = train_val_split(len(x_train), cfg.validation_fraction, seed)
     t_tr, t_va = (None, None) if targets is None else (targets[tr], targets[va])
     max_warp = float(getattr(cfg, "frequency_warp", 0.0))
+    share = float(getattr(cfg, "augment", 0.0))
     train_ds, steps = epoch_dataset(
-        x_train[tr], cfg.batch_size, seed, start_epoch=start_epoch, targets=t_tr, max_warp=max_warp
+        x_train[tr], cfg.batch_size, seed, start_epoch=start_epoch, targets=t_tr, max_warp=max_warp,
+        variants=digit_variants(x_train[tr], seed) if share > 0 else None, variant_share=share,
     )
     val_ds = make_dataset(x_train[va], cfg.batch_size, None, shuffle=False, targets=t_va)
     early = keras.callbacks.EarlyStopping(

@@ -17,6 +17,7 @@ from mmga_helpers.core.config import Config
 from mmga_helpers.core.io import read_npz, write_npz
 from mmga_helpers.modalities import audio
 from mmga_helpers.modalities.data import FSDD, FsddSplit, Split, load_fsdd, load_mnist
+from mmga_helpers.modalities.digits import normalize_digits
 
 DEFAULT_FRAMES = 25  # frames (hop 128 at 8 kHz) of a typical voiced FSDD training clip
 
@@ -49,6 +50,8 @@ def mnist_split(cfg: Config, split: Split) -> tuple[np.ndarray, np.ndarray]:
     limit = cfg.data.mnist.train_limit if split == "train" else cfg.data.mnist.test_limit
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
+    if cfg.data.mnist.standardize:
+        return normalize_digits(images)[..., None], labels
     return images_to_unit(images, cfg.data.mnist.normalize), labels
 
 
