@@ -219,7 +219,9 @@ class MMGA:
         targets = self._p["brain"].predict_audio(clusters, mode=mode, random_state=rng.integers(2**31))
         z, frames = self._p["audio_bank"].draw_with_frames(np.asarray(targets), rng)
         unit = self._run("audio_decoder", z)
-        waves = unit_logmel_to_waves(unit, self.cfg, frames, seed=int(rng.integers(2**31)))
+        waves = unit_logmel_to_waves(
+            unit, self.cfg, frames, seed=int(rng.integers(2**31)), contrast=self.cfg.generation.audio_contrast
+        )
         return list(waves.astype(np.float32))
 
     def see(

@@ -425,3 +425,13 @@ def test_time_normalisation_aligns_slow_and_fast_words() -> None:
     fast, slow = switch_frames(normalize=True)
     assert abs(int(fast) - int(slow)) <= 2
     assert 25 <= fast <= 37  # about the middle of the 63 frames
+
+
+def test_expand_contrast_deepens_each_spectrogram_below_its_own_peak():
+    from mmga_helpers.modalities.features import expand_contrast
+
+    db = np.array([[[10.0, 0.0], [-20.0, -79.0]], [[-10.0, -30.0], [-40.0, -50.0]]], np.float32)
+    assert expand_contrast(db, 1.0) is db
+    out = expand_contrast(db, 2.0)
+    np.testing.assert_allclose(out[0], [[10.0, -10.0], [-50.0, A.DB_FLOOR]])  # 89 dB down: floored
+    np.testing.assert_allclose(out[1], [[-10.0, -50.0], [-70.0, A.DB_FLOOR]])  # its own peak, -10

@@ -72,7 +72,8 @@ def test_a_transparent_canvas_with_black_strokes_reads_as_white_ink():
 
 def test_pictures_of_several_sizes_keep_their_order(mnist_test):
     images, _ = mnist_test
-    mixed = [images[0], photo_of(images[1], 120, (10, 10), 3), images[2], photo_of(images[3], 300, (0, 0), 10)]
+    photos = photo_of(images[1], 120, (10, 10), 3), photo_of(images[3], 300, (0, 0), 10)
+    mixed = [images[0], photos[0], images[2], photos[1]]
     out = normalize_digits(mixed)
     expected = normalize_digits(images[:4])
     assert np.abs(out - expected).mean(axis=(1, 2)).max() < 0.06

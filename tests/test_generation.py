@@ -212,12 +212,39 @@ def test_non_finite_images(m: MMGA, damage, expect: str) -> None:
         ((2, 28, 28), np.dtype("U1"), r"uint8 or float, got dtype <U1"),
     ],
 )
-def test_wrong_images(m: MMGA, shape, dtype, expect: str) -> None:
-    x = np.zeros(shape, dtype=dtype)
-    for call in (images_to_unit, m.hear):
-        with pytest.raises(ValueError, match=expect) as err:
-            call(x)
-        _one_line(err)
+def test_wrong_images(shape, dtype, expect: str) -> None:
+    with pytest.raises(ValueError, match=expect) as err:
+        images_to_unit(np.zeros(shape, dtype=dtype))
+    _one_line(err)
+
+
+@pytest.mark.parametrize(
+    ("images", "expect"),
+    [
+        (np.zeros((5, 27, 28), np.float32), r"^image 0: no strokes found"),
+        ([np.eye(28), np.zeros((300, 300, 3), np.uint8)], r"^image 1: no strokes found"),
+        (np.zeros((2, 784), np.float32), r"^image 0: 2 x 784 pixels is too small"),
+        (np.zeros((2, 28, 28, 2), np.uint8), r"^image 0: 2 colour channels"),
+        (np.zeros((2, 28, 28), np.complex64), r"dtype complex64"),
+        ([np.zeros(28)], r"^image 0: expected \[height, width\(, channels\)\], got shape \(28,\)"),
+    ],
+)
+def test_hear_refuses_pictures_that_hold_no_digit(m: MMGA, images, expect: str) -> None:
+    with pytest.raises(ValueError, match=expect) as err:
+        m.hear(images)
+    _one_line(err)
+
+
+def test_hear_takes_pictures_of_any_size_and_polarity(m: MMGA) -> None:
+    digit = np.zeros((28, 28), np.uint8)
+    digit[4:24, 12:16] = 255  # a "1"
+    photo = np.full((300, 200, 3), 235, np.uint8)  # dark ink on light paper, off-centre
+    photo[40:240, 30:70] = 20
+    waves = m.hear([digit, photo], seed=0)
+    assert len(waves) == 2 and all(w.dtype == np.float32 and np.isfinite(w).all() for w in waves)
+    prepared = m.prepare_images([digit, photo])
+    assert prepared.shape == (2, 28, 28, 1)
+    assert np.abs(prepared[0] - prepared[1]).mean() < 0.05  # the same stroke once normalised
 
 
 @pytest.mark.parametrize(

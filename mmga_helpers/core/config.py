@@ -145,6 +145,9 @@ class GenerationConfig(_Section):
     # its centre (in the clustering's own space): this fraction of each cluster. A cluster's rim
     # holds its strays (a 4 filed with the 9s), and a stray decodes as the wrong digit. 1.0: any member.
     core_fraction: Annotated[float, Field(gt=0, le=1)] = 0.5
+    # decoded log-mels have their depth below the clip's peak multiplied by this before Griffin-Lim
+    # (modalities.features.expand_contrast): a squared-error decoder fills the valleys of speech
+    audio_contrast: Annotated[float, Field(ge=1, le=4)] = 1.0
 
 
 class Config(_Section):

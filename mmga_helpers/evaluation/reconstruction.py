@@ -34,11 +34,14 @@ def audio_reconstruction_metrics(
     run: Run, data: Data, audio_ae: TrainedAutoencoder, audio_judge: Judge, listener: StockListener
 ) -> dict[str, float]:
     """FSDD official test: log-mel MSE (unit scale), spectral convergence after Griffin-Lim, and the
-    reconstructed clips turned back into waveforms read by the FSDD judge (trained on vocoded
+    reconstructed clips turned back into waveforms as ``hear`` turns decoded ones (with
+    ``generation.audio_contrast``) read by the FSDD judge (trained on vocoded
     clips) and heard by the stock listener; both also on the real test clips."""
     at = data.audio_test
     mel_rec = encode(audio_ae.model.autoencoder, at.x)
-    waves = unit_logmel_to_waves(mel_rec, run.cfg, at.frames, seed=run.seed)
+    waves = unit_logmel_to_waves(
+        mel_rec, run.cfg, at.frames, seed=run.seed, contrast=run.cfg.generation.audio_contrast
+    )
     sc = audio.spectral_convergence(at.waves, waves, run.cfg.data.fsdd)
     return {
         "audio.reconstruction.mel_mse": float(((mel_rec - at.x) ** 2).mean()),

@@ -30,6 +30,7 @@ CENTRE = 14.5  # MNIST's centres of mass lie at pixel (14, 14), whose middle is 
 BOX = 20  # the side of the square the ink's bounding box is scaled into
 MAX_SIDE = 112  # larger pictures are block-averaged to at most this side first (4 x the field)
 NOISE_FLOOR = 0.1  # ink below this share of the peak is paper texture or sensor noise
+MIN_SIDE = 4  # pixels: anything narrower cannot hold a digit (a flattened [N, 784] batch, say)
 MIN_CONTRAST = 0.08  # a picture whose ink peaks below this over its background is blank
 
 
@@ -44,7 +45,7 @@ def to_grey(pictures: np.ndarray, first_index: int = 0) -> np.ndarray:
     n, h, w, channels = arr.shape
     if channels not in (1, 3, 4):
         raise DrawingError(f"image {first_index}: {channels} colour channels (expected 1, 3 or 4)")
-    if min(h, w) < 2:
+    if min(h, w) < MIN_SIDE:
         raise DrawingError(f"image {first_index}: {h} x {w} pixels is too small to hold a digit")
     if arr.dtype == np.bool_:
         x = arr.astype(np.float32)
