@@ -17,6 +17,7 @@ configuration is refused.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -39,6 +40,21 @@ Mode = Literal["argmax", "sample"]
 
 class RunFolderError(RuntimeError):
     """A run folder is incomplete or was made by another configuration."""
+
+
+class RunNotFoundError(RunFolderError, FileNotFoundError):
+    """The run folder, or its manifest, does not exist: a :class:`RunFolderError` that
+    ``except FileNotFoundError`` catches too (``filename`` names the folder, ``errno`` is ENOENT)."""
+
+    def __init__(self, message: str, folder: str | Path) -> None:
+        super().__init__(message)  # OSError's own argument parsing does not run behind RuntimeError
+        self.errno, self.strerror, self.filename = errno.ENOENT, message, str(folder)
+
+    def __str__(self) -> str:
+        return str(self.strerror)  # the one-line message, without OSError's "[Errno 2] ...: 'path'"
+
+    def __reduce__(self) -> tuple[type[RunNotFoundError], tuple[str, str]]:
+        return type(self), (str(self.strerror), str(self.filename))
 
 
 def _cluster_runs(clusters: np.ndarray, n_clusters: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -123,9 +139,13 @@ class MMGA:
         folder = Path(folder)
         manifest_path = folder / MANIFEST
         if not manifest_path.is_file():
-            raise RunFolderError(
-                f"{folder} is not a finished MMGA run ({MANIFEST} missing); run `mmga run --profile "
-                "<profile>` (or the generation notebook) to create it"
+            why = f"{MANIFEST} missing" if folder.is_dir() else f"no such folder; {MANIFEST} missing"
+            if not folder.is_absolute():  # relative to the working directory, which a kernel may not share
+                why += f" in {folder.resolve()}"
+            raise RunNotFoundError(
+                f"{folder} is not a finished MMGA run ({why}); run `mmga run --profile "
+                "<profile>` (or the generation notebook) to create it",
+                folder,
             )
         manifest = read_json(manifest_path)
         cfg = config_from_dict(manifest["config"], str(manifest_path))
