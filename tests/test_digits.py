@@ -162,3 +162,22 @@ def test_robustness_figures_score_what_the_assignment_gets_right(mnist_test):
     assert figs["image.robustness.mean"] == pytest.approx(0.5)
     assert figs["image.robustness.worst"] == pytest.approx(0.5)
     assert {f"image.robustness.{k}" for k in TRANSFORMS} <= set(figs)
+
+
+def test_an_uploaded_photo_is_read_the_mnist_way_and_a_broken_one_refused():
+    import io
+
+    from PIL import Image
+
+    from mmga_helpers.display.explorer import image_from_png
+
+    page = np.full((300, 300, 3), 240, np.uint8)
+    page[50:250, 140:160] = 10  # a dark "1" on white paper
+    buf = io.BytesIO()
+    Image.fromarray(page).save(buf, format="JPEG")
+    digit = image_from_png(buf.getvalue())
+    assert digit.shape == (28, 28) and digit[4:24, 13:16].mean() > 0.5 and digit[:, :8].max() == 0
+    with pytest.raises(DrawingError, match="not a readable picture"):
+        image_from_png(buf.getvalue()[:200])  # cut short
+    with pytest.raises(DrawingError, match="not a readable picture"):
+        image_from_png(b"RIFF....WAVEfmt ")

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from mmga_helpers.modalities.audio import read_wav
+from mmga_helpers.modalities.digits import DrawingError, normalize_digits
 
 
 def interactive_session() -> bool:
@@ -31,10 +32,17 @@ def _png(image: np.ndarray, scale: int = 4) -> bytes:
 
 
 def image_from_png(data: bytes) -> np.ndarray:
-    """An uploaded picture -> ``[28, 28]`` float in [0, 1], white digit on black like MNIST."""
-    img = Image.open(io.BytesIO(data)).convert("L").resize((28, 28), Image.LANCZOS)
-    arr = np.asarray(img, np.float32) / 255.0
-    return 1.0 - arr if arr.mean() > 0.5 else arr  # dark ink on white paper is inverted
+    """An uploaded picture (PNG, JPEG, ...; any size, grey, colour or with transparency) ->
+    ``[28, 28]`` float in [0, 1], normalised the MNIST way like every picture the API is given."""
+    try:
+        img = Image.open(io.BytesIO(data))
+        img.load()
+    except (OSError, SyntaxError, ValueError):
+        raise DrawingError(
+            "the upload is not a readable picture (damaged, or not an image); upload a PNG or JPEG"
+        ) from None
+    mode = "RGBA" if "A" in img.getbands() or "transparency" in img.info else "L"
+    return normalize_digits([np.asarray(img.convert(mode))])[0]
 
 
 def wave_from_upload(data: bytes) -> tuple[np.ndarray, int]:
