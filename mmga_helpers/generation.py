@@ -116,6 +116,17 @@ class LatentBank:
         return z, (None if self.frames is None else np.asarray(self.frames[members], np.int64))
 
 
+@dataclass
+class Traced:
+    """What a generation produced (``outputs``: waves or images) and the path it took: the cluster
+    of each input in its own modality (``source``) and the other modality's cluster the brain
+    drew for it (``target``)."""
+
+    outputs: Any
+    source: np.ndarray
+    target: np.ndarray
+
+
 class MMGA:
     """A finished run, ready to hear images and see sounds."""
 
@@ -234,6 +245,12 @@ class MMGA:
         ``mode="sample"`` (the default) draws the audio cluster from the brain's one-to-many table,
         so one digit is heard in the several voices it co-occurred with; ``"argmax"`` always takes
         the strongest link, which is one voice cluster per image cluster."""
+        return self.hear_traced(images, seed, mode).outputs
+
+    def hear_traced(
+        self, images: np.ndarray | list[np.ndarray], seed: int | None = None, mode: Mode = "sample"
+    ) -> Traced:
+        """:meth:`hear`, with the image cluster of each picture and the audio cluster drawn for it."""
         rng = self._rng(seed)
         clusters = self.image_clusters(images)
         targets = self._p["brain"].predict_audio(clusters, mode=mode, random_state=rng.integers(2**31))
@@ -242,7 +259,7 @@ class MMGA:
         waves = unit_logmel_to_waves(
             unit, self.cfg, frames, seed=int(rng.integers(2**31)), contrast=self.cfg.generation.audio_contrast
         )
-        return list(waves.astype(np.float32))
+        return Traced(list(waves.astype(np.float32)), np.asarray(clusters), np.asarray(targets))
 
     def see(
         self,
@@ -253,8 +270,19 @@ class MMGA:
     ) -> np.ndarray:
         """Clips (1-D arrays at ``sample_rate``) -> float32 images ``[N, 28, 28]`` in [0, 1]
         (``mode`` as in :meth:`hear`)."""
+        return self.see_traced(waves, sample_rate, seed, mode).outputs
+
+    def see_traced(
+        self,
+        waves: list[np.ndarray] | np.ndarray,
+        sample_rate: int = 8000,
+        seed: int | None = None,
+        mode: Mode = "sample",
+    ) -> Traced:
+        """:meth:`see`, with the audio cluster of each clip and the image cluster drawn for it."""
         rng = self._rng(seed)
         clusters = self.audio_clusters(waves, sample_rate)
         targets = self._p["brain"].predict_image(clusters, mode=mode, random_state=rng.integers(2**31))
         z = self._p["image_bank"].draw(np.asarray(targets), rng)
-        return self._run("image_decoder", z)[..., 0].astype(np.float32)
+        images = self._run("image_decoder", z)[..., 0].astype(np.float32)
+        return Traced(images, np.asarray(clusters), np.asarray(targets))

@@ -181,3 +181,10 @@ def test_an_uploaded_photo_is_read_the_mnist_way_and_a_broken_one_refused():
         image_from_png(buf.getvalue()[:200])  # cut short
     with pytest.raises(DrawingError, match="not a readable picture"):
         image_from_png(b"RIFF....WAVEfmt ")
+
+
+def test_a_bad_picture_among_others_of_its_size_is_named_by_its_place():
+    good = np.eye(28)
+    bad = np.full((28, 28), np.nan)
+    with pytest.raises(DrawingError, match=r"^image 3: contains NaN"):
+        normalize_digits([good, np.eye(40), good, bad])

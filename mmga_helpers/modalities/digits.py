@@ -38,10 +38,13 @@ class DrawingError(ValueError):
     """A picture cannot be read as a digit; the message names the item and why."""
 
 
-def to_grey(pictures: np.ndarray, first_index: int = 0) -> np.ndarray:
+def to_grey(pictures: np.ndarray, names: np.ndarray | None = None) -> np.ndarray:
     """Same-sized pictures ``[N, H, W, C]`` (C = 1 grey, 3 RGB, 4 RGBA; uint8, uint16, bool or
-    float) -> float32 ``[N, H, W]`` in [0, 1]. Transparent pixels count as white paper."""
+    float) -> float32 ``[N, H, W]`` in [0, 1]. Transparent pixels count as white paper. Errors name
+    a picture by its entry in ``names`` (default: its row)."""
     arr = np.asarray(pictures)
+    names = np.arange(len(arr)) if names is None else names
+    first_index = int(names[0]) if len(names) else 0
     n, h, w, channels = arr.shape
     if channels not in (1, 3, 4):
         raise DrawingError(f"image {first_index}: {channels} colour channels (expected 1, 3 or 4)")
@@ -56,7 +59,10 @@ def to_grey(pictures: np.ndarray, first_index: int = 0) -> np.ndarray:
         x = arr.astype(np.float32)
         bad = ~np.isfinite(x).reshape(n, -1).all(axis=1)
         if bad.any():
-            raise DrawingError(f"image {first_index + int(np.flatnonzero(bad)[0])}: contains NaN or inf")
+            raise DrawingError(
+                f"image {int(names[np.flatnonzero(bad)[0]])}: contains NaN or inf; "
+                "drop that image or fix its pixels"
+            )
         if x.max(initial=0) > 1.0 + 1e-6:  # float pixels on a 0-255 scale
             x = x / 255.0
     else:
@@ -178,7 +184,7 @@ def normalize_digits(images: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
     out = np.empty((total, SIZE, SIZE), np.float32)
     for positions, pictures in batches:
         try:
-            out[positions] = _normalize_same_size(to_grey(pictures, int(positions[0])))
+            out[positions] = _normalize_same_size(to_grey(pictures, positions))
         except _Blank as blank:
             raise DrawingError(
                 f"image {int(positions[blank.row])}: no strokes found (a blank or uniform picture); "
