@@ -20,6 +20,7 @@ import numpy as np
 from mmga_helpers.core.config import Config, load_config
 from mmga_helpers.core.inference import encode
 from mmga_helpers.core.metrics import cluster_digit_counts
+from mmga_helpers.core.paths import project_root
 from mmga_helpers.display import figures
 from mmga_helpers.display.explorer import explorer, interactive_session, zones_at
 from mmga_helpers.display.views import reading_order, two_d_views
@@ -77,7 +78,9 @@ def open_chapter(
 ) -> Chapter:
     """The set-up of a notebook from its parameters cell: the run and its data, plotly's offline
     renderer, and with ``models`` the autoencoders and latents (trained, or reused when an earlier
-    chapter trained them). Prints one line saying what was opened."""
+    chapter trained them). Prints one line saying what was opened. Paths (``config_path``,
+    ``output_dir``, outputs, data) are taken from the project root (:func:`project_root`), so a
+    kernel started in ``notebooks/``, as JupyterLab starts it, reads and writes where ``mmga run`` does."""
     figures.setup_plotly()
     run = Run.from_params(profile, config_path, output_dir, seed)
     chapter = Chapter(run, load_data(run))
@@ -117,6 +120,7 @@ __all__ = [
     "mismatched_world",
     "open_chapter",
     "prepare_generator",
+    "project_root",
     "reading_order",
     "record_evaluation",
     "record_metrics",

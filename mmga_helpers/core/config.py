@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from mmga_helpers.core.paths import from_root, locate, project_root
+
 PROFILES = ("quick", "full")
 PosInt = Annotated[int, Field(gt=0)]
 PosFloat = Annotated[float, Field(gt=0)]
@@ -186,20 +188,23 @@ class Config(_Section):
         return self
 
     # -- derived locations -------------------------------------------------------------------------
-    def run_dir(self, root: Path | str = ".") -> Path:
+    # ``root`` defaults to the project's (core.paths): a kernel started in notebooks/ and a command
+    # typed in a subfolder find the outputs a run from the root wrote. A relative ``root`` is taken
+    # from the project root too; an absolute one (a test's private folder) as given.
+    def run_dir(self, root: Path | str | None = None) -> Path:
         """``outputs/<profile>``: everything one run writes."""
-        return Path(root) / self.paths.output_dir / self.profile
+        return from_root(Path(root or ".") / self.paths.output_dir / self.profile)
 
-    def model_dir(self, root: Path | str = ".") -> Path:
+    def model_dir(self, root: Path | str | None = None) -> Path:
         return self.run_dir(root) / self.paths.model_dir
 
-    def cluster_dir(self, root: Path | str = ".") -> Path:
+    def cluster_dir(self, root: Path | str | None = None) -> Path:
         return self.run_dir(root) / self.paths.cluster_dir
 
-    def synthetic_dir(self, root: Path | str = ".") -> Path:
+    def synthetic_dir(self, root: Path | str | None = None) -> Path:
         return self.run_dir(root) / self.paths.synthetic_dir
 
-    def plot_dir(self, root: Path | str = ".") -> Path:
+    def plot_dir(self, root: Path | str | None = None) -> Path:
         return self.run_dir(root) / self.paths.plot_dir
 
     def fingerprint(self, *sections: str) -> str:
@@ -252,13 +257,16 @@ def profile_dict(name: str) -> dict[str, Any]:
 
 
 def load_config(source: str | Path = "quick") -> Config:
-    """A profile name (``quick``, ``full``) or a path to a ``.json``, ``.yaml`` or ``.yml`` file."""
+    """A profile name (``quick``, ``full``) or a path to a ``.json``, ``.yaml`` or ``.yml`` file; a
+    relative path is looked for from the project root, then from the working directory
+    (:func:`~mmga_helpers.core.paths.locate`)."""
     if str(source) in PROFILES:
         return config_from_dict(profile_dict(str(source)), f"profile {source}")
-    path = Path(source)
+    path = locate(source)
     if not path.is_file():
+        where = "" if Path(source).is_absolute() else f" (looked for from the project root {project_root()})"
         raise ConfigError(
-            f"config file {path} not found; give a path to a .json/.yaml file or a profile "
+            f"config file {source} not found{where}; give a path to a .json/.yaml file or a profile "
             f"({', '.join(PROFILES)})"
         )
     try:

@@ -1,7 +1,8 @@
 """Verified MNIST and FSDD.
 
-Files are looked for in ``$MMGA_DATA_DIR`` (when set) and then in the project's ``data/``; when
-absent from both they are downloaded with pooch into ``data/``. Every file is verified before use:
+Files are looked for in ``$MMGA_DATA_DIR`` (when set; a relative one is taken from the project
+root, see :mod:`mmga_helpers.core.paths`) and then in the project's ``data/``; when absent from
+both they are downloaded with pooch into ``data/``. Every file is verified before use:
 MNIST by the sha256 of its decompressed IDX content (mirrors recompress the ``.gz`` files, the
 content is what must not change), FSDD by a per-file sha256 manifest shipped in this package. A
 missing, truncated or corrupt file raises :class:`DataError` naming the file, both checksums and
@@ -25,6 +26,8 @@ from typing import Literal
 
 import numpy as np
 import soundfile as sf
+
+from mmga_helpers.core.paths import from_root
 
 MNIST_SHA256 = {  # of the decompressed IDX files; see ../shared/data/README.md
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
@@ -55,19 +58,23 @@ class DataError(RuntimeError):
 
 # -- where files live ----------------------------------------------------------------------------------
 def project_data_dir() -> Path:
-    """The project's own ``data/`` folder, where downloads land (``$MMGA_ROOT`` or the working dir)."""
-    return Path(os.environ.get("MMGA_ROOT", ".")) / "data"
+    """The project's own ``data/`` folder, where downloads land: under the project root
+    (``$MMGA_ROOT``, else found from the working directory; :func:`~mmga_helpers.core.paths.project_root`)."""
+    return from_root("data")
 
 
 def search_dirs() -> list[Path]:
-    """``$MMGA_DATA_DIR`` (when set; it must be a folder: a typo there should not turn into a
-    download attempt), then the project's ``data/``."""
+    """``$MMGA_DATA_DIR`` (when set; relative to the project root, wherever the process started; it
+    must be a folder: a typo there should not turn into a download attempt), then the project's
+    ``data/``."""
     dirs = []
     if os.environ.get("MMGA_DATA_DIR"):
-        given = Path(os.environ["MMGA_DATA_DIR"])
+        raw = os.environ["MMGA_DATA_DIR"]
+        given = from_root(raw)
         if not given.is_dir():
+            where = "" if Path(raw).is_absolute() else f" (from the project root: {given.absolute()})"
             raise DataError(
-                f"MMGA_DATA_DIR={given} is not a folder; point it at one holding mnist/ and fsdd/ "
+                f"MMGA_DATA_DIR={raw} is not a folder{where}; point it at one holding mnist/ and fsdd/ "
                 "(on these machines: ../shared/data), or unset it to download into data/"
             )
         dirs.append(given)

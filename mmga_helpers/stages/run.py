@@ -21,12 +21,15 @@ import numpy as np
 from mmga_helpers.core.config import Config, load_config
 from mmga_helpers.core.io import read_json, write_json
 from mmga_helpers.core.metrics import mean_std, unflatten
+from mmga_helpers.core.paths import from_root
 from mmga_helpers.modalities.features import AudioSet, fsdd_split, mnist_split
 
 
 @dataclass
 class Run:
-    """One profile's run folder, for one seed."""
+    """One profile's run folder, for one seed. ``root``: the project root (the default, found from
+    the working directory or ``$MMGA_ROOT``; see :mod:`mmga_helpers.core.paths`) or a folder of
+    one's own; relative roots are taken from the project root."""
 
     cfg: Config
     seed: int = 0
@@ -37,10 +40,11 @@ class Run:
         cls, profile: str = "quick", config_path: str = "", output_dir: str = "", seed: int = 0
     ) -> Run:
         """The notebooks' parameters cell: a profile or a config file; ``output_dir`` is informative
-        (``outputs/<profile>`` is derived from the config so that every stage agrees)."""
+        (``outputs/<profile>`` is derived from the config so that every stage agrees). Relative paths
+        are taken from the project root, wherever the kernel started."""
         cfg = load_config(config_path or profile)
         run = cls(cfg, seed)
-        if output_dir and Path(output_dir).resolve() != run.dir.resolve():
+        if output_dir and from_root(output_dir).resolve() != run.dir.resolve():
             raise ValueError(
                 f"output_dir={output_dir!r} disagrees with the config ({run.dir}); set paths.output_dir "
                 "and profile in the config instead"

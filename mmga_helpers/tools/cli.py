@@ -1,7 +1,10 @@
 """The ``mmga`` command line: benchmarks, runs of the notebook book, the report.
 
 What a command needs beyond the runner is imported when the command runs, so that ``mmga --help``
-and ``mmga run`` start without loading TensorFlow into this process.
+and ``mmga run`` start without loading TensorFlow into this process. Every command works from the
+project root (``$MMGA_ROOT``, else found above the working directory: :mod:`mmga_helpers.core.paths`),
+so typed in ``notebooks/`` or any subfolder it reads and writes what it would from the root; a file
+named on the command line is looked for from the root, then from the working directory.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -20,6 +24,7 @@ from rich.table import Table
 
 from mmga_helpers.core.config import ConfigError, load_config
 from mmga_helpers.core.io import OutputError, read_json, write_json
+from mmga_helpers.core.paths import ProjectRootError, locate, project_root
 from mmga_helpers.modalities.data import DataError
 from mmga_helpers.tools.execution import NotebookFailed, RunError
 from mmga_helpers.tools.runner import format_seconds, run_notebooks
@@ -33,6 +38,15 @@ console = Console()
 def _fail(message: str) -> None:
     console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
+
+
+@app.callback()
+def _project_root_is_valid() -> None:
+    # Runs before every command: a mistyped $MMGA_ROOT is one line, before anything is read or written.
+    try:
+        project_root()
+    except ProjectRootError as err:
+        _fail(str(err))
 
 
 @contextmanager
@@ -198,8 +212,13 @@ def _run_notebooks(
     stage: str | None = None,
 ) -> None:
     _terminate_cleanly()
+    root = project_root()
+    if root != Path.cwd():
+        _echo(f"project root: {root}")
     try:
-        summary = run_notebooks(profile, config, only=only, stage=stage, force=force, seed=seed, echo=_echo)
+        summary = run_notebooks(
+            profile, config, only=only, stage=stage, force=force, seed=seed, root=root, echo=_echo
+        )
     except RunError as err:
         _fail(str(err))
     except OSError as err:  # the outputs folder: unwritable or full
@@ -270,7 +289,7 @@ def book_cmd(profile: str = _PROFILE_OPT, config: str | None = _CONFIG_OPT) -> N
 
     start = time.perf_counter()
     try:
-        index = build_book(profile, config, echo=_echo)
+        index = build_book(profile, config, root=project_root(), echo=_echo)
     except RunError as err:
         _fail(str(err))
     except OSError as err:
@@ -293,7 +312,7 @@ def compare_cmd(
     from mmga_helpers.core.metrics import figure_differences
 
     try:
-        diffs = figure_differences(read_json(first), read_json(second))
+        diffs = figure_differences(read_json(locate(first)), read_json(locate(second)))
     except (OSError, ValueError) as err:
         _fail(f"cannot compare {first} and {second}: {err}")
     if not diffs:

@@ -1,6 +1,8 @@
 """Run the book's notebooks in order with papermill: ``mmga run``, ``mmga train|evaluate|visualize``.
 
-Each notebook ``notebooks/NN_name.ipynb`` is executed in the project root with its ``parameters``
+Each notebook ``notebooks/NN_name.ipynb`` is executed in the project root (found from the working
+directory or ``$MMGA_ROOT``, :mod:`mmga_helpers.core.paths`, so ``mmga`` typed in a subfolder runs the
+same book) with its ``parameters``
 cell overridden (``profile``, ``seed``, ``config_path``, ``output_dir``) into
 ``outputs/<profile>/notebooks/NN_name.ipynb``. The output is written under a temporary name and
 renamed only when every cell succeeded (:mod:`~mmga_helpers.tools.execution`); a failed run is kept
@@ -20,6 +22,7 @@ import datetime as dt
 import fcntl
 import hashlib
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,6 +34,7 @@ import nbformat
 
 from mmga_helpers.core.config import PROFILES, Config, ConfigError, load_config
 from mmga_helpers.core.io import read_json, write_json
+from mmga_helpers.core.paths import ROOT_ENV, from_root, locate
 from mmga_helpers.tools.execution import NotebookFailed, RunError, check_parameters_cell, execute_one
 
 NOTEBOOKS: tuple[str, ...] = (
@@ -93,13 +97,22 @@ def resolve_notebook(name: str, order: Sequence[str] = NOTEBOOKS) -> str:
     raise RunError(f"unknown notebook {name!r}; choose one of: {', '.join(order)}")
 
 
-def load_run_config(profile: str, config_path: str | None = None) -> Config:
+def load_run_config(profile: str, config_path: str | Path | None = None) -> Config:
     """The run's config (a file wins over the profile); a bad one is a :class:`RunError`."""
     check_profile(profile)
     try:
         return load_config(config_path) if config_path else load_config(profile)
     except ConfigError as err:
         raise RunError(str(err)) from None
+
+
+def config_location(config_path: str | Path | None, root: Path) -> Path | None:
+    """Where a config file given to a run is: absolute as given; relative, under the run's ``root``
+    when there, else from the project root or the working directory (:func:`locate`)."""
+    if not config_path:
+        return None
+    path = Path(config_path).expanduser()
+    return root / path if not path.is_absolute() and (root / path).is_file() else locate(path)
 
 
 def check_profile(profile: str) -> str:
@@ -216,7 +229,7 @@ def run_notebooks(
     stage: str | None = None,
     force: bool = False,
     seed: int | None = None,
-    root: str | Path = ".",
+    root: str | Path | None = None,
     order: Sequence[str] = NOTEBOOKS,
     progress: bool = True,
     echo: Callable[[str], None] | None = None,
@@ -233,8 +246,9 @@ def run_notebooks(
     """
     start = time.perf_counter()
     echo = echo or (lambda msg: print(msg, file=sys.stderr))
-    root = Path(root).resolve()
-    cfg = load_run_config(profile, config_path)
+    root = from_root(root or ".").resolve()  # default: the project root
+    config_file = config_location(config_path, root)
+    cfg = load_run_config(profile, config_file)
     selection = _stage_selection(stage, only, order)
     nb_src = root / NOTEBOOK_DIR
     present = [nb for nb in order if (nb_src / f"{nb}.ipynb").is_file()]
@@ -252,21 +266,37 @@ def run_notebooks(
     ctx = _RunContext(nb_src, present, keys, root, force, progress, echo, summary, start)
     seeds = [int(seed)] if seed is not None else [int(s) for s in cfg.seeds]
     plan = [(s, run_dir / "notebooks" / f"seed{s}") for s in seeds[1:]] + [(seeds[0], run_dir / "notebooks")]
-    for s, out_dir in plan:
-        extra = out_dir != summary.notebook_dir
-        names = [nb for nb in todo if not (extra and nb in SEED_ONLY_ONCE)]
-        if len(plan) > 1:
-            echo(f"seed {s}: {len(names)} notebook(s) into {_rel(out_dir, root)}")
-        if names:
-            parameters = {
-                "profile": profile,
-                "seed": s,
-                "config_path": "" if not config_path else _rel(Path(config_path).resolve(), root),
-                "output_dir": _rel(run_dir, root),
-            }
-            _run_sequence(ctx, names, out_dir, parameters)
+    with _kernels_rooted_at(root):
+        for s, out_dir in plan:
+            extra = out_dir != summary.notebook_dir
+            names = [nb for nb in todo if not (extra and nb in SEED_ONLY_ONCE)]
+            if len(plan) > 1:
+                echo(f"seed {s}: {len(names)} notebook(s) into {_rel(out_dir, root)}")
+            if names:
+                parameters = {
+                    "profile": profile,
+                    "seed": s,
+                    "config_path": "" if config_file is None else _rel(config_file.resolve(), root),
+                    "output_dir": _rel(run_dir, root),
+                }
+                _run_sequence(ctx, names, out_dir, parameters)
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+@contextlib.contextmanager
+def _kernels_rooted_at(root: Path) -> Iterator[None]:
+    """Kernels inherit this process's environment: ``$MMGA_ROOT`` names the run's root to them, so
+    a notebook resolves its paths where the runner does (even under another ``$MMGA_ROOT``)."""
+    before = os.environ.get(ROOT_ENV)
+    os.environ[ROOT_ENV] = str(root)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(ROOT_ENV, None)
+        else:
+            os.environ[ROOT_ENV] = before
 
 
 @dataclass
