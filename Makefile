@@ -3,19 +3,30 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# GPU=1 (Linux, NVIDIA): TensorFlow's CUDA build and libraries in place of tensorflow-cpu; a venv made
+# so stays so for later make calls (make clean to go back)
+GPU ?= $(if $(wildcard $(VENV)/.installed-gpu),1,)
+STAMP := $(VENV)/.installed$(if $(GPU),-gpu)
+TF_VERSION = $(shell sed -n 's/^tensorflow[-_]cpu==\([^ ;]*\).*/\1/p' requirements.lock)
 PROFILE ?= quick
 export MMGA_DATA_DIR ?= $(if $(wildcard ../shared/data),../shared/data,)
 # numba caches compiled kernels beside the packages they come from; make venv compiles them once
 export NUMBA_CACHE_DIR ?= $(CURDIR)/$(VENV)/numba_cache
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv report test lint bench lock clean chromium
+.PHONY: venv report test lint bench lock check-platforms clean chromium
 
 # The venv is rebuilt only when the pins or the package metadata change: a second call installs nothing.
+# GPU: tensorflow-cpu shares the tensorflow package's files, so both go and the CUDA build alone comes back.
 $(STAMP): requirements.lock pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+ifeq ($(GPU),)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+else
+	grep -v '^tensorflow[-_]cpu==' requirements.lock > $(VENV)/requirements-gpu.txt
+	if $(BIN)/pip show --quiet tensorflow-cpu 2>/dev/null; then $(BIN)/pip uninstall --quiet --yes tensorflow-cpu tensorflow; fi
+	$(BIN)/pip install --quiet --disable-pip-version-check -r $(VENV)/requirements-gpu.txt "tensorflow[and-cuda]==$(TF_VERSION)"
+endif
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(BIN)/nbstripout --install 2>/dev/null || true
 	$(BIN)/python -m mmga_helpers.tools.warmup
@@ -42,10 +53,14 @@ test: $(STAMP) chromium lint
 bench: $(STAMP)
 	$(BIN)/mmga bench --profile $(PROFILE)
 
+# pip freeze of this venv into requirements.lock, keeping each pin's environment marker and the pins for
+# other platforms (macOS tensorflow, Windows colorama, ...), then environment.yml from the lock.
 lock: $(STAMP)
-	{ echo "# Exact pins, installed by the Makefile (make venv). Regenerate: make lock"; \
-	  $(BIN)/pip freeze --exclude-editable | grep -v '^mmga'; } > requirements.lock.tmp && mv requirements.lock.tmp requirements.lock
-	{ sed -n 1,9p environment.yml; grep -v '^#' requirements.lock | sed 's/^/      - /'; } > environment.yml.tmp && mv environment.yml.tmp environment.yml
+	$(BIN)/python -m mmga_helpers.tools.pins lock
+
+# Do the lock's pins resolve to wheels on Linux x86-64, macOS arm64 and Windows x86-64? (asks PyPI, ~2 min)
+check-platforms: $(STAMP)
+	$(BIN)/python -m mmga_helpers.tools.pins check
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache .ruff_cache

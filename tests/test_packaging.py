@@ -6,21 +6,58 @@ import re
 import tomllib
 from pathlib import Path
 
+import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from mmga_helpers.tools.pins import PLATFORMS
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _pins(lines: list[str]) -> set[tuple[str, str, str]]:
+    """``(name, version, marker)`` of each ``name==version [; marker]`` line."""
+    out = set()
+    for req in map(Requirement, lines):
+        (spec,) = req.specifier
+        assert spec.operator == "==", req
+        out.add((canonicalize_name(req.name), spec.version, str(req.marker or "")))
+    return out
+
+
+def _lock_lines() -> list[str]:
+    text = (ROOT / "requirements.lock").read_text()
+    return [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+
+
 def _lock() -> dict[str, str]:
-    pins = {}
-    for line in (ROOT / "requirements.lock").read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, version = line.split("==")
-            pins[name.lower().replace("_", "-")] = version
-    return pins
+    return {name: version for name, version, _ in _pins(_lock_lines())}
 
 
-def test_environment_yml_mirrors_the_lock() -> None:
-    env = re.findall(r"^\s+- ([A-Za-z0-9_.\-]+)==(\S+)$", (ROOT / "environment.yml").read_text(), re.M)
-    assert {n.lower().replace("_", "-"): v for n, v in env} == _lock()
+def test_environment_yml_mirrors_the_lock_and_installs_the_project() -> None:
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert pip[-1] == "-e ."  # the project itself, editable, once the pins are in
+    assert _pins(pip[:-1]) == _pins(_lock_lines())  # markers and all
+
+
+def test_each_platform_gets_one_tensorflow() -> None:
+    """The lock and pyproject.toml pick tensorflow-cpu on x86-64 Linux and Windows, tensorflow on
+    macOS (no CPU-only wheel there) and ARM; the gpu extra brings the CUDA build on Linux."""
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    sources = {"lock": [Requirement(ln) for ln in _lock_lines()],
+               "pyproject": [Requirement(d) for d in meta["dependencies"]]}
+    for source, reqs in sources.items():
+        for platform, want in (("linux-x86_64", "tensorflow-cpu"), ("windows-x86_64", "tensorflow-cpu"),
+                               ("macos-arm64", "tensorflow")):
+            env = PLATFORMS[platform].environment()
+            picked = [r.name for r in reqs if r.name.startswith("tensorflow")
+                      and (r.marker is None or r.marker.evaluate(env))]
+            assert picked == [want], (source, platform, picked)
+    (gpu,) = map(Requirement, meta["optional-dependencies"]["gpu"])
+    assert (gpu.name, gpu.extras) == ("tensorflow", {"and-cuda"})
+    assert gpu.marker.evaluate(PLATFORMS["linux-x86_64"].environment())
+    assert not gpu.marker.evaluate(PLATFORMS["macos-arm64"].environment())
 
 
 def test_every_dependency_is_pinned_in_the_lock() -> None:
