@@ -178,8 +178,12 @@ class MMGA:
                 )
             files[key] = path
         for key in ("image_meta", "audio_meta"):
-            made_with = read_json(files[key])["config"]
             section = "image_autoencoder" if key == "image_meta" else "audio_autoencoder"
+            schema = type(getattr(cfg.model, section))
+            try:  # keys added since the run was made take their defaults, as in its manifest
+                made_with = schema.model_validate(read_json(files[key])["config"]).model_dump(mode="json")
+            except ValueError:
+                made_with = None
             if made_with != cfg.model_dump(mode="json")["model"][section]:
                 raise RunFolderError(f"{folder}: {files[key]} was made with another configuration; refused")
         banks = read_npz(files["banks"])

@@ -126,3 +126,27 @@ def test_readers_refuse_with_the_file_named(tmp_path):
     Image.fromarray(np.zeros((30, 30), np.uint8)).save(tmp_path / "black.png")
     with pytest.raises(ValueError, match=r"black\.png: no strokes found"):
         read_picture(tmp_path / "black.png")
+
+
+def test_the_commands_write_files_print_json_and_exit_2_on_a_bad_one(tmp_path_factory, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from mmga_helpers.tools.cli import app
+
+    run = build_fake_run(tmp_path_factory.mktemp("cli") / "outputs" / "quick").folder
+    sf.write(tmp_path / "a.wav", np.stack([word(44100)] * 2, axis=1), 44100)
+    (tmp_path / "b.wav").write_bytes(b"not audio")
+    cli = CliRunner()
+    res = cli.invoke(app, ["see", str(tmp_path / "a.wav"), "--run", str(run), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    assert "a.wav -> " in res.output and (tmp_path / "o" / "a.png").is_file()
+    res = cli.invoke(app, ["see", str(tmp_path), "--run", str(run), "--out", str(tmp_path / "j"), "--json"])
+    assert res.exit_code == 2
+    rows = {Path(r["input"]).name: r for r in json.loads(res.stdout)}
+    assert rows["a.wav"]["error"] is None and "not a readable audio file" in rows["b.wav"]["error"]
+    photo(tmp_path / "d.png")
+    res = cli.invoke(app, ["hear", str(tmp_path / "d.png"), "--run", str(tmp_path / "missing")])
+    assert res.exit_code == 2 and "missing is not a finished MMGA run" in res.output
+    assert len(res.output.strip().splitlines()) == 1

@@ -327,6 +327,18 @@ def test_load_refuses_models_of_another_config(fake_run, run_copy: Path) -> None
         MMGA.load(run_copy)
 
 
+def test_load_takes_a_run_made_before_a_key_was_added(fake_run, run_copy: Path) -> None:
+    """A model whose meta.json predates a config key was made with its default (here
+    ``convergence_weight``, 0 in the image section of the quick profile)."""
+    run = SimpleNamespace(**{**vars(fake_run.run), "dir": run_copy, "models": run_copy / "models" / "seed0"})
+    meta = run.models / "image_autoencoder" / "meta.json"
+    made = read_json(meta)
+    assert made["config"].pop("convergence_weight") == 0.0
+    write_json(meta, made)
+    export_generator(run, fake_run.latents, _labels_in(fake_run, run_copy), fake_run.frames)
+    assert MMGA.load(run_copy).hear(np.eye(28)[None], seed=0)[0].size > 0
+
+
 def _labels_in(fake_run, folder: Path) -> SimpleNamespace:
     return SimpleNamespace(**{**vars(fake_run.labels), "folder": folder / "clusters" / "seed0"})
 

@@ -9,6 +9,7 @@ named on the command line is looked for from the root, then from the working dir
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -24,7 +25,7 @@ from rich.table import Table
 
 from mmga_helpers.core.config import ConfigError, load_config
 from mmga_helpers.core.io import OutputError, read_json, write_json
-from mmga_helpers.core.paths import ProjectRootError, locate, project_root
+from mmga_helpers.core.paths import ProjectRootError, from_root, locate, project_root
 from mmga_helpers.modalities.data import DataError
 from mmga_helpers.tools.execution import NotebookFailed, RunError
 from mmga_helpers.tools.runner import format_seconds, run_notebooks
@@ -324,6 +325,83 @@ def compare_cmd(
     for key, value in sorted(apart.items(), key=lambda kv: -kv[1] if kv[1] == kv[1] else 0.0):
         table.add_row(key, f"{value:.3g}")
     console.print(table)
+
+
+_RUN_OPT = typer.Option(None, "--run", help="a finished run (default: outputs/full, else outputs/quick)")
+_CLIPS_ARG = typer.Argument(..., help="recordings (WAV, FLAC, OGG; any rate) or folders of them")
+_PICTURES_ARG = typer.Argument(..., help="pictures of digits (PNG, JPEG; any size) or folders of them")
+_SEED_OPT = typer.Option(None, "--seed", help="makes the draws repeatable (default: they vary per call)")
+_JSON_OPT = typer.Option(False, "--json", help="print one JSON list of results instead of lines")
+
+
+def _open_run(run: str | None):
+    """The run to generate with (loading TensorFlow quietly); one line and exit 2 when missing."""
+    with _native_stderr_silenced():
+        from mmga_helpers.generation import MMGA, RunFolderError
+    candidates = [from_root(run)] if run else [from_root("outputs/full"), from_root("outputs/quick")]
+    folder = next((c for c in candidates if (c / "mmga.json").is_file()), candidates[0])
+    try:
+        with _native_stderr_silenced():
+            return MMGA.load(folder)
+    except RunFolderError as err:
+        _fail(str(err))
+
+
+def _generate(kind: str, files: list[str], run: str | None, out: str | None, seed: int | None, as_json: bool):
+    with _native_stderr_silenced():  # TensorFlow's C++ start-up lines
+        from mmga_helpers.tools import files as io_files
+    suffixes = io_files.AUDIO_SUFFIXES if kind == "see" else io_files.IMAGE_SUFFIXES
+    inputs, skipped = io_files.gather(files, suffixes)
+    if not inputs:
+        _fail(f"no {'audio' if kind == 'see' else 'picture'} files among {', '.join(files)}")
+    m = _open_run(run)
+    out_dir = from_root(out or f"outputs/{'seen' if kind == 'see' else 'heard'}")
+    step = io_files.see_files if kind == "see" else io_files.hear_files
+    try:
+        outcomes = step(m, inputs, out_dir, seed=seed)
+    except OSError as err:
+        _fail(_disk_message(err))
+    failed = [o for o in outcomes if o.error]
+    if as_json:
+        print(json.dumps([o.as_dict() for o in outcomes], indent=1))
+    else:
+        names = ("audio cluster", "image cluster") if kind == "see" else ("image cluster", "audio cluster")
+        for o in outcomes:
+            if o.error:
+                console.print(f"[bold red]error:[/] {o.error}", highlight=False, soft_wrap=True)
+            else:
+                console.print(
+                    f"{o.input} -> {o.output} ({names[0]} {o.cluster} -> {names[1]} {o.drawn})",
+                    highlight=False, soft_wrap=True,
+                )
+        if skipped:
+            console.print(f"skipped {len(skipped)} file(s) of another kind in the folders", highlight=False)
+    if failed:
+        raise typer.Exit(2)
+
+
+@app.command("see")
+def see_cmd(
+    files: list[str] = _CLIPS_ARG,
+    run: str | None = _RUN_OPT,
+    out: str | None = typer.Option(None, "--out", help="where the PNGs go (default: outputs/seen)"),
+    seed: int | None = _SEED_OPT,
+    as_json: bool = _JSON_OPT,
+) -> None:
+    """See what a run sees for each spoken digit: one PNG per recording, and the clusters it took."""
+    _generate("see", files, run, out, seed, as_json)
+
+
+@app.command("hear")
+def hear_cmd(
+    files: list[str] = _PICTURES_ARG,
+    run: str | None = _RUN_OPT,
+    out: str | None = typer.Option(None, "--out", help="where the WAVs go (default: outputs/heard)"),
+    seed: int | None = _SEED_OPT,
+    as_json: bool = _JSON_OPT,
+) -> None:
+    """Hear what a run hears for each picture of a digit: one 8 kHz WAV per picture."""
+    _generate("hear", files, run, out, seed, as_json)
 
 
 def main() -> None:  # pragma: no cover - console entry point
