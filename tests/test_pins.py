@@ -1,7 +1,9 @@
 """The lock installs on Linux x86-64, macOS arm64 and Windows x86-64 (mmga_helpers.tools.pins).
 
-The last test asks the package index for real (``pip install --dry-run`` per platform, the three in
-parallel, about two minutes on a busy two-core machine): it is what ``make check-platforms`` runs.
+The last test asks the package index for real, for macOS arm64 only: the three platforms together
+(``make check-platforms``, the same code) took 85-150 s on a busy two-core machine, too long for every
+``make test``. macOS is the platform the lock used not to install on, and the one whose TensorFlow
+differs from the Linux build the rest of the suite runs on.
 """
 
 from __future__ import annotations
@@ -92,11 +94,11 @@ def test_pip_asked_for_wheels_of_the_target() -> None:
 
 
 @pytest.mark.network
-def test_the_lock_resolves_on_linux_macos_and_windows() -> None:
-    results = pins.check(list(PLATFORMS), from_root("requirements.lock"))
-    assert [r.platform for r in results] == list(PLATFORMS)
-    assert all(r.ok for r in results), "\n".join(r.summary() for r in results)
-    for result in results:  # each platform's pins, no fewer: what pip would install is the lock's
-        assert len(result.resolved) >= result.pins
-    assert "tensorflow" in results[1].resolved and "tensorflow-cpu" not in results[1].resolved  # macOS
-    assert "colorama" in results[2].resolved and "tensorflow-cpu" in results[2].resolved  # Windows
+def test_the_lock_resolves_on_macos() -> None:
+    (result,) = pins.check(["macos-arm64"], from_root("requirements.lock"))
+    assert result.ok, result.summary()
+    assert len(result.resolved) >= result.pins  # every pin for macOS, as wheels
+    assert "tensorflow-cpu" not in result.resolved
+    cpu = next(r for r in read_pins(from_root("requirements.lock").read_text()) if r.name == "tensorflow-cpu")
+    assert result.resolved["tensorflow"] == pins.version_of(cpu)  # the same TensorFlow as on Linux
+    assert "appnope" in result.resolved and "colorama" not in result.resolved
