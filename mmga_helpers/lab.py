@@ -28,6 +28,7 @@ from mmga_helpers.evaluation.baselines import baseline_clusters
 from mmga_helpers.evaluation.clusters import cluster_figures
 from mmga_helpers.evaluation.driver import Evaluation, evaluate, record_evaluation
 from mmga_helpers.evaluation.generated import generation_metrics, write_synthetic
+from mmga_helpers.evaluation.handwriting import transformed_digits
 from mmga_helpers.evaluation.judges import train_audio_judge, train_image_judge, train_judges
 from mmga_helpers.evaluation.listener import StockListener
 from mmga_helpers.evaluation.reconstruction import audio_reconstruction_metrics, image_reconstruction_metrics
@@ -131,6 +132,7 @@ __all__ = [
     "train_image_judge",
     "train_judges",
     "train_unimodal_image_autoencoder",
+    "transformed_digits",
     "two_d_views",
     "unit_logmel_to_waves",
     "write_synthetic",
