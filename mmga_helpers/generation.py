@@ -27,6 +27,7 @@ import numpy as np
 from mmga_helpers.core.config import Config, config_from_dict
 from mmga_helpers.core.inference import BatchInference
 from mmga_helpers.core.io import read_json, read_npz
+from mmga_helpers.core.paths import locate
 from mmga_helpers.core.stamps import file_sha256
 from mmga_helpers.learn.brain import ConvergenceDivergenceZone
 from mmga_helpers.learn.clustering import load_clusterer
@@ -147,7 +148,7 @@ class MMGA:
     @classmethod
     def load(cls, folder: str | Path, seed: int | None = None) -> MMGA:
         """Open a run folder (``outputs/<profile>``); refuses missing, changed or foreign artefacts."""
-        folder = Path(folder)
+        folder = locate(folder)  # a relative folder means the same from notebooks/ as from the root
         manifest_path = folder / MANIFEST
         if not manifest_path.is_file():
             why = f"{MANIFEST} missing" if folder.is_dir() else f"no such folder; {MANIFEST} missing"

@@ -6,6 +6,7 @@ import errno
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mmga_helpers.generation import MMGA, RunFolderError, RunNotFoundError
@@ -33,3 +34,16 @@ def test_folder_without_manifest_is_a_file_not_found_error(tmp_path: Path) -> No
         MMGA.load(tmp_path)
     with pytest.raises(RunFolderError):  # what callers caught before still catches it
         MMGA.load(tmp_path)
+
+
+def test_a_relative_run_folder_is_found_from_a_subfolder_of_the_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_generation import build_fake_run  # a sibling test module: tests/ is on sys.path
+
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "mmga-helpers"\n')
+    build_fake_run(tmp_path / "outputs" / "quick")
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.delenv("MMGA_ROOT", raising=False)
+    monkeypatch.chdir(tmp_path / "notebooks")  # where JupyterLab starts a notebook's kernel
+    assert MMGA.load("outputs/quick").hear(np.eye(28)[None], seed=0)[0].size > 0
