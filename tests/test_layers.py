@@ -40,10 +40,11 @@ DELIBERATE_LAZY = {
     "plotly": "slow to import; only figures need it",
     "IPython": "only a notebook displays",
     "ipywidgets": "only a live JupyterLab kernel shows widgets",
+    "anywidget": "only a live JupyterLab kernel shows the canvas and recorder (it imports ipywidgets)",
     "papermill": "only executing a notebook needs it",
     "jupyter_client": "only executing a notebook needs it",
     "zmq": "only executing a notebook needs it",
-    "traitlets": "only executing a notebook needs it",
+    "traitlets": "only executing a notebook, or a widget's synced attributes, needs it",
     "pooch": "only a missing data file needs the network stack",
 }
 
