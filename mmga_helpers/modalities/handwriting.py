@@ -91,16 +91,22 @@ def _finger(x: NDArray, rng: np.random.Generator) -> NDArray:
     return 1.0 - ndimage.gaussian_filter(thick, sigma=(0, 2.0, 2.0))
 
 
-def _off_centre(x: NDArray, rng: np.random.Generator) -> NDArray:
-    """Each digit, enlarged 1.5x, lies in a random corner region of a 96 x 96 picture."""
+def _placed(x: NDArray, zoom: float, side: int, rng: np.random.Generator) -> NDArray:
+    """Each digit enlarged ``zoom`` times at a random place of a ``side`` x ``side`` black picture."""
     n = len(x)
-    big = ndimage.zoom(x, (1, 1.5, 1.5), order=1)  # 42 x 42
-    out = np.zeros((n, 96, 96), np.float32)
-    r0, c0 = rng.integers(0, 96 - 42, size=(2, n))
-    rows = (r0[:, None] + np.arange(42)[None, :])[:, :, None]
-    cols = (c0[:, None] + np.arange(42)[None, :])[:, None, :]
+    big = ndimage.zoom(x, (1, zoom, zoom), order=1)
+    size = big.shape[1]
+    out = np.zeros((n, side, side), np.float32)
+    r0, c0 = rng.integers(0, side - size, size=(2, n))
+    rows = (r0[:, None] + np.arange(size)[None, :])[:, :, None]
+    cols = (c0[:, None] + np.arange(size)[None, :])[:, None, :]
     out[np.arange(n)[:, None, None], rows, cols] = big
     return out
+
+
+def _off_centre(x: NDArray, rng: np.random.Generator) -> NDArray:
+    """Each digit, enlarged 1.5x (42 px), lies in a random corner region of a 96 x 96 picture."""
+    return _placed(x, 1.5, 96, rng)
 
 
 def _inverted(x: NDArray, rng: np.random.Generator) -> NDArray:
@@ -110,14 +116,8 @@ def _inverted(x: NDArray, rng: np.random.Generator) -> NDArray:
 
 def _photo(x: NDArray, rng: np.random.Generator) -> NDArray:
     """A photograph of ink on paper: 240 x 240, grey paper with grain, dark-grey ink, the digit 6x
-    larger and off-centre."""
-    n = len(x)
-    big = ndimage.zoom(x, (1, 6, 6), order=1)  # 168 x 168
-    ink = np.zeros((n, 240, 240), np.float32)
-    r0, c0 = rng.integers(0, 240 - 168, size=(2, n))
-    rows = (r0[:, None] + np.arange(168)[None, :])[:, :, None]
-    cols = (c0[:, None] + np.arange(168)[None, :])[:, None, :]
-    ink[np.arange(n)[:, None, None], rows, cols] = big
+    larger (168 px) and off-centre."""
+    ink = _placed(x, 6, 240, rng)
     paper = 0.85 + 0.03 * rng.standard_normal(ink.shape).astype(np.float32)
     return np.clip(paper - 0.65 * ink, 0.0, 1.0)
 
