@@ -188,3 +188,12 @@ def test_a_bad_picture_among_others_of_its_size_is_named_by_its_place():
     bad = np.full((28, 28), np.nan)
     with pytest.raises(DrawingError, match=r"^image 3: contains NaN"):
         normalize_digits([good, np.eye(40), good, bad])
+
+
+def test_transform_names_make_flat_figure_keys():
+    """Figure keys are dotted paths in metrics.json: a dot inside a name would nest it wrongly."""
+    from mmga_helpers.core.metrics import flatten, unflatten
+
+    figures = {f"image.robustness.{name}": 0.5 for name in TRANSFORMS}
+    assert all("." not in name for name in TRANSFORMS)
+    assert flatten(unflatten(figures)) == figures
