@@ -164,7 +164,7 @@ def test_the_explorer_opens_showing_a_result(ui: Any) -> None:
     assert "test image #0: image cluster" in by_class(ui, "mmga-hear-line").value
     assert "clip a: audio cluster" in by_class(ui, "mmga-see-line").value
     assert "mmga-error" not in by_class(ui, "mmga-zone-line").value
-    assert [ui.get_title(i) for i in range(3)] == ["Hear an image", "See a sound", "Convergence threshold"]
+    assert [ui.get_title(i) for i in range(3)] == ["Hear an image", "See a sound", "Convergence zones"]
 
 
 def test_a_drawing_is_heard_and_an_empty_canvas_told_in_the_widget(ui: Any) -> None:

@@ -28,7 +28,10 @@ from mmga_helpers.modalities.audio import read_wav
 from mmga_helpers.modalities.digits import DrawingError, normalize_digits
 
 PICTURE_PX = 112  # the 28 x 28 pictures shown 4 x
-CONTROLS_WIDTH = "300px"  # the left column (pickers, canvas, recorder); results to its right
+CONTROLS_WIDTH = "320px"  # the left column (pickers, canvas, recorder); results to its right
+# pickers as wide as that column, their labels short: nothing overflows it on a laptop screen
+# (less the 2 px margins ipywidgets puts around every widget)
+PICKER = {"layout": {"width": "calc(100% - 4px)"}, "style": {"description_width": "72px"}}
 
 
 def interactive_session() -> bool:
@@ -149,8 +152,8 @@ def explorer(m, images: np.ndarray, clips: list[np.ndarray], clip_names: list[st
             up_img.value = ()  # the same file may be uploaded again
             hear_picture(got[1], got[0])
 
-    pick_img = w.IntSlider(0, 0, len(images) - 1, description="test image", continuous_update=False)
-    up_img = w.FileUpload(accept="image/*", description="upload a picture")
+    pick_img = w.IntSlider(0, 0, len(images) - 1, description="test image", continuous_update=False, **PICKER)
+    up_img = w.FileUpload(accept="image/*", description="upload a picture", layout={"width": "auto"})
     canvas = drawing_canvas(
         lambda png: hear_picture(png, "your drawing"), lambda text: setattr(hear_line, "value", warning(text))
     )
@@ -186,8 +189,12 @@ def explorer(m, images: np.ndarray, clips: list[np.ndarray], clip_names: list[st
         what = f"your recording ({len(wave) / sr:.1f} s)"
         attempt(see_line, f"seeing {what}…", lambda: see(wave, sr, what))
 
-    pick_clip = w.Dropdown(options=[(name, i) for i, name in enumerate(clip_names)], description="test clip")
-    up_wav = w.FileUpload(accept=".wav,.flac,.ogg,audio/*", description="upload a clip")
+    pick_clip = w.Dropdown(
+        options=[(name, i) for i, name in enumerate(clip_names)], description="test clip", **PICKER
+    )
+    up_wav = w.FileUpload(
+        accept=".wav,.flac,.ogg,audio/*", description="upload a clip", layout={"width": "auto"}
+    )
     mic = recorder(see_recording, lambda text: setattr(see_line, "value", warning(text)))
     pick_clip.observe(lambda ch: see_test_clip(ch["new"]), "value")
     up_wav.observe(see_upload, "value")
@@ -199,7 +206,7 @@ def explorer(m, images: np.ndarray, clips: list[np.ndarray], clip_names: list[st
     # -- the convergence threshold ------------------------------------------------------------------
     thr = w.FloatSlider(
         m.cfg.model.clustering.convergence_threshold, min=0.05, max=0.95, step=0.05,
-        description="threshold", continuous_update=False,
+        description="threshold", continuous_update=False, **PICKER,
     )
     zone_counts = w.HTML()
     zone_table = w.HTML(layout=w.Layout(max_height="320px", overflow="auto"))
@@ -208,7 +215,7 @@ def explorer(m, images: np.ndarray, clips: list[np.ndarray], clip_names: list[st
     def zones(threshold: float) -> str:
         table = zones_at(m.brain, threshold)
         counts = table.groupby(["modality", "zone"]).size().unstack(fill_value=0)
-        zone_counts.value = counts.to_html()
+        zone_counts.value = counts.reset_index().rename_axis(columns=None).to_html(index=False)
         zone_table.value = table.to_html(index=False, float_format="%.2f")
         return f"threshold {threshold:.2f}: clusters per modality and zone, then every cluster"
 
@@ -220,7 +227,7 @@ def explorer(m, images: np.ndarray, clips: list[np.ndarray], clip_names: list[st
     see_test_clip(0)
     attempt(zone_line, "…", lambda: zones(thr.value))
     tabs = w.Tab(children=[hear_tab, see_tab, zone_tab])
-    for i, title in enumerate(("Hear an image", "See a sound", "Convergence threshold")):
+    for i, title in enumerate(("Hear an image", "See a sound", "Convergence zones")):
         tabs.set_title(i, title)
     tabs.add_class("mmga-explorer")
     return tabs
