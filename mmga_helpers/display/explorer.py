@@ -25,7 +25,7 @@ from PIL import Image
 
 from mmga_helpers.display.widgets import drawing_canvas, one_line, recorder, wav_bytes
 from mmga_helpers.modalities.audio import read_wav
-from mmga_helpers.modalities.digits import DrawingError, normalize_digits
+from mmga_helpers.modalities.digits import normalize_one, read_picture
 
 PICTURE_PX = 112  # the 28 x 28 pictures shown 4 x
 CONTROLS_WIDTH = "320px"  # the left column (pickers, canvas, recorder); results to its right
@@ -39,7 +39,8 @@ def interactive_session() -> bool:
     return os.environ.get("MMGA_HEADLESS", "") != "1"
 
 
-def _png(image: np.ndarray, scale: int = 4) -> bytes:
+def png_bytes(image: np.ndarray, scale: int = 4) -> bytes:
+    """A ``[H, W]`` image in [0, 1] (white ink on black) as a PNG, dark ink on white, enlarged."""
     arr = (np.clip(np.asarray(image, np.float32), 0, 1) * 255).astype(np.uint8)
     pil = Image.fromarray(255 - arr).resize((arr.shape[1] * scale, arr.shape[0] * scale), Image.NEAREST)
     buf = io.BytesIO()
@@ -51,18 +52,7 @@ def image_from_png(data: bytes) -> np.ndarray:
     """An uploaded or drawn picture (PNG, JPEG, ...; any size, grey, colour or with transparency)
     -> ``[28, 28]`` float in [0, 1], normalised the MNIST way like every picture the API is given.
     A blank picture raises :class:`DrawingError` ("no strokes found")."""
-    try:
-        img = Image.open(io.BytesIO(data))
-        img.load()
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        raise DrawingError(
-            "the upload is not a readable picture (damaged, or not an image); upload a PNG or JPEG"
-        ) from None
-    mode = "RGBA" if "A" in img.getbands() or "transparency" in img.info else "L"
-    try:
-        return normalize_digits([np.asarray(img.convert(mode))])[0]
-    except DrawingError as err:  # one picture: "image 0: ..." says nothing here
-        raise DrawingError(str(err).removeprefix("image 0: ")) from None
+    return normalize_one(read_picture(data))
 
 
 def wave_from_upload(data: bytes) -> tuple[np.ndarray, int]:
@@ -137,7 +127,7 @@ def explorer(m, images: np.ndarray, clips: list[np.ndarray], clip_names: list[st
 
     def hear(picture: np.ndarray, what: str) -> str:
         traced = m.hear_traced(picture[None])
-        read_img.value, heard.value = _png(picture), wav_bytes(traced.outputs[0], rate)
+        read_img.value, heard.value = png_bytes(picture), wav_bytes(traced.outputs[0], rate)
         return f"{what}: image cluster {traced.source[0]} → heard as audio cluster {traced.target[0]}"
 
     def hear_test_image(i: int) -> None:
@@ -173,7 +163,7 @@ def explorer(m, images: np.ndarray, clips: list[np.ndarray], clip_names: list[st
 
     def see(wave: np.ndarray, sr: int, what: str) -> str:
         traced = m.see_traced([wave], sample_rate=sr)
-        seen_clip.value, seen.value = wav_bytes(wave, sr), _png(traced.outputs[0])
+        seen_clip.value, seen.value = wav_bytes(wave, sr), png_bytes(traced.outputs[0])
         return f"{what}: audio cluster {traced.source[0]} → seen as image cluster {traced.target[0]}"
 
     def see_test_clip(i: int) -> None:

@@ -21,9 +21,12 @@ The steps, all on whole batches of same-sized pictures (no loop over images):
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 SIZE = 28  # the MNIST field
 CENTRE = 14.5  # MNIST's centres of mass lie at pixel (14, 14), whose middle is 14.5 from the edge
@@ -36,6 +39,29 @@ MIN_CONTRAST = 0.08  # a picture whose ink peaks below this over its background 
 
 class DrawingError(ValueError):
     """A picture cannot be read as a digit; the message names the item and why."""
+
+
+def read_picture(source: bytes | str | Path) -> np.ndarray:
+    """A picture file, or its bytes (PNG, JPEG, ...; any size and colour) -> its pixels: grey, or
+    RGBA where it has transparency (a canvas' empty background). A damaged or non-image source, or
+    one past PIL's decompression-bomb limit, raises :class:`DrawingError`."""
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+            img.load()
+            mode = "RGBA" if "A" in img.getbands() or "transparency" in img.info else "L"
+            return np.asarray(img.convert(mode))
+    except Image.DecompressionBombError:
+        raise DrawingError(f"over {Image.MAX_IMAGE_PIXELS:,} pixels; scale the picture down") from None
+    except (OSError, SyntaxError, ValueError):
+        raise DrawingError("not a readable picture (damaged, or not an image); give a PNG or JPEG") from None
+
+
+def normalize_one(pixels: np.ndarray) -> np.ndarray:
+    """:func:`normalize_digits` of one picture, ``[28, 28]``; its errors without "image 0: "."""
+    try:
+        return normalize_digits([pixels])[0]
+    except DrawingError as err:
+        raise DrawingError(str(err).removeprefix("image 0: ")) from None
 
 
 def to_grey(pictures: np.ndarray, names: np.ndarray | None = None) -> np.ndarray:

@@ -9,19 +9,18 @@ atomically: a file is either complete or absent.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from PIL import Image
 
 from mmga_helpers.core.io import write_with
+from mmga_helpers.display.explorer import png_bytes
 from mmga_helpers.generation import MMGA
-from mmga_helpers.modalities import audio
-from mmga_helpers.modalities.digits import DrawingError, normalize_digits
+from mmga_helpers.modalities import audio, digits
+from mmga_helpers.modalities.digits import DrawingError
 
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff"})
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
@@ -83,35 +82,15 @@ def read_clip(path: Path) -> np.ndarray:
 
 def read_picture(path: Path) -> np.ndarray:
     """A PNG, JPEG or other picture of any size and colour -> its pixels (grey, or RGBA where it
-    has transparency); refuses a missing, damaged, huge or blank one."""
+    has transparency); refuses a missing, damaged, huge or blank one, naming the file."""
     if not path.is_file():
         raise DrawingError(f"{path}: file not found")
     try:
-        with Image.open(path) as img:
-            img.load()
-            mode = "RGBA" if "A" in img.getbands() or "transparency" in img.info else "L"
-            pixels = np.asarray(img.convert(mode))
-    except Image.DecompressionBombError:
-        limit = f"{Image.MAX_IMAGE_PIXELS:,}"
-        raise DrawingError(f"{path}: over {limit} pixels; scale the picture down") from None
-    except (OSError, SyntaxError, ValueError):
-        why = "not a readable picture (damaged, or not an image); give a PNG or JPEG"
-        raise DrawingError(f"{path}: {why}") from None
-    try:
-        normalize_digits([pixels])
+        pixels = digits.read_picture(path)
+        digits.normalize_one(pixels)  # a blank picture is refused here, before the batch
     except DrawingError as err:
-        raise DrawingError(f"{path}: {str(err).removeprefix('image 0: ')}") from None
+        raise DrawingError(f"{path}: {err}") from None
     return pixels
-
-
-def png_bytes(image: np.ndarray) -> bytes:
-    """A ``[28, 28]`` image in [0, 1] (white ink on black) as a PNG, dark ink on white, enlarged."""
-    ink = (np.clip(np.asarray(image, np.float32), 0, 1) * 255).astype(np.uint8)
-    side = ink.shape[0] * PNG_SCALE
-    pil = Image.fromarray(255 - ink).resize((side, side), Image.NEAREST)
-    buf = io.BytesIO()
-    pil.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def _targets(files: Sequence[Path], out_dir: Path, suffix: str) -> list[Path]:
@@ -143,7 +122,7 @@ def see_files(m: MMGA, files: Sequence[Path], out_dir: Path, *, seed: int | None
         traced = m.see_traced(waves, sample_rate=RATE, seed=seed)
         paths = _targets([files[i] for i in good], out_dir, ".png")
         for k, i in enumerate(good):
-            data = png_bytes(traced.outputs[k])
+            data = png_bytes(traced.outputs[k], PNG_SCALE)
             write_with(paths[k], lambda p, d=data: Path(p).write_bytes(d), suffix=".png")
             o = outcomes[i]
             o.output, o.cluster, o.drawn = str(paths[k]), int(traced.source[k]), int(traced.target[k])
