@@ -109,6 +109,27 @@ class FsddConfig(_Section):
     # stretch each word's voiced frames over the whole window: clusters then follow the digit,
     # not the speaking rate; generated clips are stretched back to a natural length
     time_normalize: bool = False
+    # Your own corpus: a folder of {digit}_{speaker}_{index}.wav clips at any rate, used instead of
+    # FSDD (relative to the project root; $MMGA_AUDIO_DIR overrides it). None: FSDD.
+    source: Annotated[str, Field(min_length=1)] | None = None
+    # The test split: "index" holds out the recordings numbered below test_indices (FSDD's official
+    # rule: 0-4), "speakers" every clip of the voices in test_speakers (voices never heard).
+    split: Literal["index", "speakers"] = "index"
+    test_indices: PosInt = 5
+    test_speakers: list[Annotated[str, Field(pattern=r"^[^_/\\]+$")]] = []
+
+    @model_validator(mode="after")
+    def _split_rule(self) -> FsddConfig:
+        if self.split == "speakers" and not self.test_speakers:
+            raise ValueError(
+                "data.fsdd.split: speakers needs data.fsdd.test_speakers, the voices held out for test"
+            )
+        if self.split == "index" and self.test_speakers:
+            raise ValueError(
+                "data.fsdd.test_speakers is read only with data.fsdd.split: speakers (split: index "
+                "holds out recordings numbered below data.fsdd.test_indices)"
+            )
+        return self
 
     @property
     def n_samples(self) -> int:
@@ -140,6 +161,9 @@ class EvaluationConfig(_Section):
     max_hear_items: PosInt | None  # MNIST test images heard for the judged score (None: all)
     view_points: Annotated[int, Field(ge=50)] = 2000  # test latents per 2-D UMAP / t-SNE view
     audio_judge_epochs: PosInt = 30  # at most, with early stopping on a part of FSDD train
+    # held-out voices: each voice's audio codes standardised by its own clips' statistics before
+    # they are clustered (learn.voices.VoiceNormalizer); uses who speaks, never what is said
+    voice_normalize: bool = False
 
 
 class GenerationConfig(_Section):

@@ -3,7 +3,7 @@
 Images become float32 ``[N, 28, 28, 1]`` in [0, 1]; clips become log-mel spectrograms mapped to
 [0, 1] (``audio.to_unit``) of shape ``[N, n_mels, frames, 1]``. The FSDD features are cached as
 ``.npz`` under ``outputs/<profile>/cache`` (never in the read-only data folder) keyed by the
-``data.fsdd`` settings, so a notebook rerun does not redo the front end.
+``data.fsdd`` settings (and an own corpus' manifest), so a notebook rerun does not redo the front end.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import numpy as np
 from mmga_helpers.core.config import Config
 from mmga_helpers.core.io import read_npz, write_npz
 from mmga_helpers.modalities import audio
-from mmga_helpers.modalities.data import FSDD, FsddSplit, Split, load_fsdd, load_mnist
+from mmga_helpers.modalities.corpus import load_audio, open_source
+from mmga_helpers.modalities.data import FSDD, FsddSplit, Split, load_mnist
 from mmga_helpers.modalities.digits import normalize_digits
 
 DEFAULT_FRAMES = 25  # frames (hop 128 at 8 kHz) of a typical voiced FSDD training clip
@@ -120,14 +121,18 @@ def unit_logmel_to_waves(
 
 
 def fsdd_split(cfg: Config, split: FsddSplit, cache_dir: Path | None = None) -> AudioSet:
-    """FSDD as an :class:`AudioSet`, from the cache when the front-end settings are unchanged."""
+    """The spoken digits (FSDD, or one's own corpus: :mod:`~mmga_helpers.modalities.corpus`) as an
+    :class:`AudioSet`, from the cache when the front-end settings and the clips are unchanged (an own
+    corpus is checked against its manifest first; the cache is keyed by that manifest too)."""
+    source = open_source(cfg.data.fsdd)
     cache = None
     if cache_dir is not None:
-        cache = Path(cache_dir) / f"fsdd_{split}_{cfg.fingerprint('data.fsdd')}.npz"
+        key = cfg.fingerprint("data.fsdd") + ("" if source is None else f"_{source.digest}")
+        cache = Path(cache_dir) / f"fsdd_{split}_{key}.npz"
         if cache.is_file():
             d = read_npz(cache)
             return AudioSet(d["x"], d["waves"], d["digits"], d["speakers"], d["indices"], d["frames"])
-    data: FSDD = load_fsdd(split)
+    data: FSDD = load_audio(cfg.data.fsdd, split, source)
     x, waves, frames = waves_to_unit_logmel(data.waves, cfg, data.sample_rate)
     out = AudioSet(x, waves, data.digits, data.speakers.astype(str), data.indices, frames)
     if cache is not None:

@@ -327,6 +327,26 @@ def compare_cmd(
     console.print(table)
 
 
+@app.command("manifest")
+def manifest_cmd(
+    folder: str = typer.Argument(..., help="a folder of {digit}_{speaker}_{index}.wav clips (any rate)"),
+    check: bool = typer.Option(False, "--check", help="verify the folder against its manifest instead"),
+) -> None:
+    """Record (or with --check verify) the sha256 manifest of your own corpus (data.fsdd.source)."""
+    from mmga_helpers.modalities import corpus
+
+    path = locate(folder)
+    try:
+        written, digests = (corpus.check_manifest if check else corpus.write_manifest)(path)
+    except DataError as err:
+        _fail(str(err))
+    except OSError as err:
+        _fail(_disk_message(err))
+    speakers = len(set(corpus.parse_names(sorted(digests))[1].tolist()))
+    done = "match" if check else "recorded in"
+    _echo(f"{len(digests)} clips of {speakers} speaker(s) {done} {written}")
+
+
 _RUN_OPT = typer.Option(None, "--run", help="a finished run (default: outputs/full, else outputs/quick)")
 _CLIPS_ARG = typer.Argument(..., help="recordings (WAV, FLAC, OGG; any rate) or folders of them")
 _PICTURES_ARG = typer.Argument(..., help="pictures of digits (PNG, JPEG; any size) or folders of them")
