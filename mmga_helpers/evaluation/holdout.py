@@ -5,7 +5,7 @@ held-out speaker is recalled as an image cluster (audio -> image) and drawn as a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ from mmga_helpers.evaluation.judges import Judge
 from mmga_helpers.generation import LatentBank
 from mmga_helpers.learn.clustering import Clusterer, make_clusterer
 from mmga_helpers.learn.training import TrainedAutoencoder, train_autoencoder
+from mmga_helpers.learn.voices import VoiceNormalizer
 from mmga_helpers.stages.autoencoders import unimodal_image_side
 from mmga_helpers.stages.clusterings import ClusterResult, cached_model, cluster_folder, image_clusterer
 from mmga_helpers.stages.linking import fit_brain, posteriors_of, recall
@@ -51,13 +52,15 @@ class LinkedImages:
 class Fold:
     """One speaker held out (``name`` also names the fold's cached clusterer): the codes and digits
     of the other speakers' training clips (``train``, ``train_digits``) and of every clip of the
-    held-out speaker (``held``, ``held_digits``)."""
+    held-out speaker (``held``, ``held_digits``); ``train_voices`` names the speaker of each training
+    code, for voice normalisation."""
 
     name: str
     train: NDArray
     train_digits: NDArray
     held: NDArray
     held_digits: NDArray
+    train_voices: NDArray | None = None
 
 
 def holdout_fold(
@@ -69,10 +72,20 @@ def holdout_fold(
     force: bool = False,
     soft: bool = False,
     recalled: dict[str, tuple[NDArray, NDArray]] | None = None,
+    voice_normalize: bool = False,
 ) -> float:
     """One fold: over-cluster the other speakers' training codes, fit the brain on pairs drawn
     from those clips, and score audio -> image recall for every clip of the held-out speaker.
-    ``recalled`` (when given) receives ``fold.name -> (recalled image clusters, held digits)``."""
+    ``recalled`` (when given) receives ``fold.name -> (recalled image clusters, held digits)``.
+    ``voice_normalize`` first standardises each training voice's codes, and the held-out voice's
+    from its own clips (:class:`~mmga_helpers.learn.voices.VoiceNormalizer`)."""
+    if voice_normalize:
+        if fold.train_voices is None:
+            raise ValueError("voice normalisation needs the fold's train_voices")
+        norm = VoiceNormalizer().fit(fold.train, voices=fold.train_voices)
+        fold = replace(
+            fold, train=norm.transform(fold.train, fold.train_voices), held=norm.transform(fold.held)
+        )
     cc = run.cfg.model.clustering
     stamp = array_stamp(
         fold.train, extra={"algorithm": algorithm, "clustering": cc.model_dump(mode="json"), "seed": run.seed}
@@ -176,10 +189,17 @@ def speaker_holdout(
             targets=targets,
         )
         zf, zh = encode(ae.model.encoder, x[others]), encode(ae.model.encoder, x[held])
-        fold = Fold(speaker, zf, digits[others], zh, digits[held])
+        fold = Fold(speaker, zf, digits[others], zh, digits[held], spk[others])
         algorithm = run.cfg.model.clustering.algorithm
         out[speaker] = holdout_fold(
-            run, linked, fold, algorithm=algorithm, force=force, soft=soft, recalled=recalled
+            run,
+            linked,
+            fold,
+            algorithm=algorithm,
+            force=force,
+            soft=soft,
+            recalled=recalled,
+            voice_normalize=run.cfg.evaluation.voice_normalize,
         )
     return out
 

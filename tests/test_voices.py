@@ -1,0 +1,76 @@
+"""Voice normalisation: a voice that shifts and stretches every code it speaks is lined up with the
+training voices, from its own clips, without what they say."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mmga_helpers.core.metrics import cluster_digit_counts
+from mmga_helpers.evaluation.holdout import Fold, LinkedImages, holdout_fold
+from mmga_helpers.learn.voices import VoiceNormalizer, voice_moments
+from tests.test_evaluation import make_run
+
+
+def voiced_codes(seed: int = 0, n_voices: int = 6, takes: int = 20, dim: int = 8):
+    """Ten digit blobs; each voice adds a large offset and stretches every dimension."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 3, (10, dim))
+    digits = np.tile(np.repeat(np.arange(10), takes), n_voices)
+    voice = np.repeat(np.arange(n_voices), 10 * takes)
+    offset, stretch = rng.normal(0, 6, (n_voices, dim)), rng.uniform(0.5, 2.0, (n_voices, dim))
+    z = (centres[digits] + rng.normal(0, 0.4, (len(digits), dim))) * stretch[voice] + offset[voice]
+    return z, digits, np.array([f"v{i}" for i in voice])
+
+
+def test_voice_moments_match_numpy_per_voice() -> None:
+    z, _, voices = voiced_codes()
+    which, mean, spread = voice_moments(z, voices)
+    for k, name in enumerate(np.unique(voices)):
+        assert np.allclose(mean[k], z[voices == name].mean(0))
+        assert np.allclose(spread[k], z[voices == name].std(0) + 1e-6)
+    assert (np.unique(voices)[which] == voices).all()
+
+
+def test_each_voice_lands_on_the_training_statistics() -> None:
+    z, _, voices = voiced_codes()
+    norm = VoiceNormalizer().fit(z, voices=voices)
+    out = norm.transform(z, voices)
+    for name in np.unique(voices):
+        assert np.allclose(out[voices == name].mean(0), norm.mean_)
+        assert np.allclose(out[voices == name].std(0), norm.scale_, rtol=1e-4)
+    # a new voice, given alone, is read from its own clips
+    new = z[voices == "v0"] * 3.0 - 10.0
+    assert np.allclose(norm.transform(new).mean(0), norm.mean_)
+
+
+def test_bad_input_is_refused() -> None:
+    z, _, voices = voiced_codes()
+    norm = VoiceNormalizer().fit(z, voices=voices)
+    with pytest.raises(ValueError, match="at least 5 clips"):
+        norm.transform(z[:3])
+    with pytest.raises(ValueError, match="dimensions"):
+        norm.transform(z[:, :3])
+    with pytest.raises(ValueError, match="voice of each"):
+        VoiceNormalizer().fit(z, voices=voices[:10])
+
+
+def test_voice_normalisation_rescues_a_voice_far_from_the_others(tmp_path) -> None:
+    z, digits, voices = voiced_codes()
+    run = make_run(tmp_path)
+    # the image side: ten clusters that are the digits (as the runs' image clusters nearly are)
+    img_digits = np.repeat(np.arange(10), 50)
+    images = LinkedImages(img_digits, img_digits, cluster_digit_counts(img_digits, img_digits, 10, 10))
+    held = voices == "v5"
+    fold = Fold("v5", z[~held], digits[~held], z[held], digits[held], voices[~held])
+    plain = holdout_fold(run, images, fold, algorithm="kmeans")
+    normalised = holdout_fold(run, images, fold, algorithm="kmeans", voice_normalize=True)
+    assert normalised > 0.9 > plain + 0.2
+    with pytest.raises(ValueError, match="train_voices"):
+        holdout_fold(
+            run,
+            images,
+            Fold("v5", z[~held], digits[~held], z[held], digits[held]),
+            algorithm="kmeans",
+            voice_normalize=True,
+        )
