@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
@@ -159,10 +160,16 @@ class MMGA:
                 "<profile>` (or the generation notebook) to create it",
                 folder,
             )
-        manifest = read_json(manifest_path)
-        cfg = config_from_dict(manifest["config"], str(manifest_path))
-        seed = manifest["default_seed"] if seed is None else seed
-        entry = manifest["seeds"].get(str(seed))
+        try:
+            manifest = read_json(manifest_path)
+            config_data, seeds, default_seed = manifest["config"], manifest["seeds"], manifest["default_seed"]
+        except (ValueError, KeyError, TypeError) as err:  # not JSON, or not a manifest's keys
+            raise RunFolderError(
+                f"{manifest_path} is damaged ({type(err).__name__}: {err}); rerun `mmga run --force`"
+            ) from None
+        cfg = config_from_dict(config_data, str(manifest_path))
+        seed = default_seed if seed is None else seed
+        entry = seeds.get(str(seed))
         if entry is None:
             raise RunFolderError(f"{folder}: no generator for seed {seed}; have {sorted(manifest['seeds'])}")
         files = {}
@@ -205,6 +212,12 @@ class MMGA:
     def brain(self):
         """The fitted :class:`~mmga_helpers.learn.brain.ConvergenceDivergenceZone` of this run."""
         return self._p["brain"]
+
+    @property
+    def parts(self) -> MappingProxyType[str, Any]:
+        """The run's parts, read-only: the four networks (``image_encoder``, ...), the two
+        clusterers, the ``brain`` and the two latent banks (what ``mmga export-web`` writes out)."""
+        return MappingProxyType(self._p)
 
     # -- encoding and clustering ----------------------------------------------------------------
     def prepare_images(self, images: np.ndarray | list[np.ndarray]) -> np.ndarray:

@@ -94,11 +94,20 @@ def locate(path: Path | str) -> Path:
     return candidate
 
 
+def finished_run(run: Path | str | None = None) -> Path:
+    """The run a command works on: ``run`` (from the project root), else the first of
+    ``outputs/full`` and ``outputs/quick`` that holds a manifest ``mmga.json`` (``outputs/full``
+    when neither does, so that the error names it)."""
+    candidates = [from_root(run)] if run else [from_root("outputs/full"), from_root("outputs/quick")]
+    return next((c for c in candidates if (c / "mmga.json").is_file()), candidates[0])
+
+
 __all__ = [
     "PROJECT_NAME",
     "ROOT_ENV",
     "ProjectRootError",
     "find_project_root",
+    "finished_run",
     "from_root",
     "is_project_root",
     "locate",

@@ -238,13 +238,21 @@ class ConvergenceDivergenceZone(BaseEstimator):
             return p.argmax(axis=1)[ids]
         if mode == "sample":  # among the one-to-many table's links: weaker ones are noise
             rng = np.random.default_rng(random_state)
-            links = np.where(p >= self.link_threshold, p, 0.0)
-            rows, strongest = np.arange(len(p)), p.argmax(axis=1)
-            links[rows, strongest] = p[rows, strongest]  # a source always keeps one link
-            cdf = np.cumsum(links, axis=1)[ids]
+            cdf = np.cumsum(self.draw_weights(direction), axis=1)[ids]
             u = rng.random(ids.size)[:, None] * cdf[:, -1:]
             return np.minimum((cdf <= u).sum(axis=1), p.shape[1] - 1).astype(np.int64)
         raise ValueError(f"mode must be 'argmax' or 'sample'; got {mode!r}")
+
+    def draw_weights(self, direction: Direction) -> NDArray[np.float64]:
+        """What ``mode="sample"`` draws a target with, one row per source cluster (not normalised):
+        the strengths of the one-to-many table's links (those >= ``link_threshold``), 0 elsewhere; a
+        source always keeps its strongest link."""
+        check_is_fitted(self)
+        p = self.strengths_[direction]
+        links = np.where(p >= self.link_threshold, p, 0.0)
+        rows, strongest = np.arange(len(p)), p.argmax(axis=1)
+        links[rows, strongest] = p[rows, strongest]
+        return links
 
     def predict_audio(
         self, image_clusters: ArrayLike, mode: Mode = "argmax", random_state: Any = None

@@ -5,7 +5,8 @@ project's ``_config.yml``, ``_toc.yml`` and ``book/*.md`` pages plus the noteboo
 completed (a failed notebook never gets in); the table of contents keeps only the pages present. A
 metrics page is generated when ``outputs/<profile>/metrics.json`` exists. jupyter-book 1.x builds it
 with ``-W --keep-going`` (a warning fails the build) into a temporary folder that replaces
-``outputs/<profile>/book/`` only on success; the pages are under ``outputs/<profile>/book/_build/html``.
+``outputs/<profile>/book/`` only on success; the pages are under ``outputs/<profile>/book/_build/html``,
+with a finished run's web export (``mmga export-web``, refreshed first) under ``web/``.
 
 ``metrics.json`` format (written by the evaluation notebook)::
 
@@ -41,6 +42,7 @@ CONFIG_FILE = "_config.yml"
 TOC_FILE = "_toc.yml"
 METRICS_PAGE = "book/metrics"
 _NESTED = ("parts", "chapters", "sections")
+WEB_EXPORT = "web"  # `mmga export-web`'s folder in a run (tools/webexport.py), copied into the book's HTML
 STYLE_FILE = "mmga.css"  # written to <source>/_static/ and listed in _config.yml's html_css_files
 BOOK_CSS = """\
 /* MMGA book: a quiet page for a paper's companion site. */
@@ -262,6 +264,19 @@ def _jupyter_book() -> str:
     return found
 
 
+def refresh_web_export(run_dir: Path, echo: Callable[[str], None]) -> bool:
+    """``mmga export-web`` of a finished run, in a process of its own (this one, and Sphinx's, stay
+    free of TensorFlow); whether ``<run>/web`` is now up to date. A failure is one line, and the
+    book is then built without the export."""
+    if not (run_dir / "mmga.json").is_file():
+        return False
+    cmd = [sys.executable, "-m", "mmga_helpers.tools.webexport", str(run_dir)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    last = (proc.stdout.strip().splitlines() or proc.stderr.strip().splitlines() or ["no output"])[-1]
+    echo(last if proc.returncode == 0 else f"web export left out of the book: {last}")
+    return proc.returncode == 0
+
+
 def build_book(
     profile: str = "quick",
     config_path: str | Path | None = None,
@@ -298,6 +313,7 @@ def build_book(
     names = ", ".join(p.stem for p in notebooks) or "-"
     echo(f"building the book from {len(notebooks)} notebook(s): {names}")
 
+    web_ok = refresh_web_export(run_dir, echo)
     partial = out.with_name(f".{out.name}.partial")
     if partial.exists():
         shutil.rmtree(partial)
@@ -316,6 +332,8 @@ def build_book(
             f"jupyter-book build failed (exit {proc.returncode}); the previous book, if any, is intact.\n"
             f"  {shown}\nfull log: {failed_log}"
         )
+    if web_ok and (partial / "_build" / "html").is_dir():  # what a page of the book can fetch
+        shutil.copytree(run_dir / WEB_EXPORT, partial / "_build" / "html" / WEB_EXPORT)
     if out.exists():
         shutil.rmtree(out)
     partial.rename(out)

@@ -25,7 +25,7 @@ from rich.table import Table
 
 from mmga_helpers.core.config import ConfigError, load_config
 from mmga_helpers.core.io import OutputError, read_json, write_json
-from mmga_helpers.core.paths import ProjectRootError, from_root, locate, project_root
+from mmga_helpers.core.paths import ProjectRootError, finished_run, from_root, locate, project_root
 from mmga_helpers.modalities.data import DataError
 from mmga_helpers.tools.execution import NotebookFailed, RunError
 from mmga_helpers.tools.runner import format_seconds, run_notebooks
@@ -358,11 +358,9 @@ def _open_run(run: str | None):
     """The run to generate with (loading TensorFlow quietly); one line and exit 2 when missing."""
     with _native_stderr_silenced():
         from mmga_helpers.generation import MMGA, RunFolderError
-    candidates = [from_root(run)] if run else [from_root("outputs/full"), from_root("outputs/quick")]
-    folder = next((c for c in candidates if (c / "mmga.json").is_file()), candidates[0])
     try:
         with _native_stderr_silenced():
-            return MMGA.load(folder)
+            return MMGA.load(finished_run(run))
     except RunFolderError as err:
         _fail(str(err))
 
@@ -422,6 +420,20 @@ def hear_cmd(
 ) -> None:
     """Hear what a run hears for each picture of a digit: one 8 kHz WAV per picture."""
     _generate("hear", files, run, out, seed, as_json)
+
+
+@app.command("export-web")
+def export_web_cmd(
+    run: str | None = _RUN_OPT,
+    seed: int | None = typer.Option(None, "--seed", help="the generator of this seed (default: the run's)"),
+    force: bool = typer.Option(False, "--force", help="write it again even when an up-to-date one is there"),
+) -> None:
+    """Write a finished run for a browser into <run>/web/: ONNX networks, raw arrays, a manifest."""
+    with _native_stderr_silenced():  # TensorFlow's and tf2onnx's start-up lines
+        from mmga_helpers.tools.webexport import export_line
+
+        line, ok = export_line(finished_run(run), seed, force=force, echo=_echo)
+    (_echo if ok else _fail)(line)
 
 
 def main() -> None:  # pragma: no cover - console entry point
