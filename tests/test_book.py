@@ -95,6 +95,34 @@ def test_toc_keeps_only_present_pages(tmp_path: Path) -> None:
     ]
 
 
+def test_pages_share_one_plotly_js_and_no_sources_are_copied(tmp_path: Path) -> None:
+    """The plotly.js bundle a notebook inlines (its first figure's cell) becomes a script tag of the
+    book's one ``_static/plotly.min.js``; the figures' own output is left as it was."""
+    import nbformat
+    import yaml
+    from plotly.offline import get_plotlyjs
+
+    from mmga_helpers.tools.book import PLOTLY_JS, assemble_source
+
+    config = "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>"
+    setup = f"{config}\n<script>{get_plotlyjs()}</script>"
+    figure = '<div id="f"></div><script>Plotly.newPlot("f", [], {});</script>'
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("setup", outputs=[
+        nbformat.v4.new_output("display_data", data={"text/html": setup}),
+        nbformat.v4.new_output("display_data", data={"text/html": figure})])])
+    nbformat.write(nb, tmp_path / "01_data.ipynb")
+    nbformat.write(nbformat.v4.new_notebook(), tmp_path / "02_image_autoencoder.ipynb")
+    src = assemble_source(tmp_path / "src", REPO, [tmp_path / "01_data.ipynb"], "quick")
+    outputs = nbformat.read(src / "notebooks" / "01_data.ipynb", as_version=4).cells[0].outputs
+    page = outputs[0].data["text/html"]
+    assert f'<script src="../_static/{PLOTLY_JS}"></script>' in page and "plotly.js v" not in page
+    assert "MathJaxConfig" in page and outputs[1].data["text/html"] == figure
+    assert (src / "_static" / PLOTLY_JS).read_text() == get_plotlyjs()
+    assert yaml.safe_load((src / "_config.yml").read_text())["sphinx"]["config"]["html_copy_source"] is False
+    plain = assemble_source(tmp_path / "plain", REPO, [tmp_path / "02_image_autoencoder.ipynb"], "quick")
+    assert not (plain / "_static" / PLOTLY_JS).exists()  # no figure, no 4.8 MB file
+
+
 # -- the browser check ----------------------------------------------------------------------------------
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:

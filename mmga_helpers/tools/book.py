@@ -6,7 +6,10 @@ completed (a failed notebook never gets in); the table of contents keeps only th
 metrics page is generated when ``outputs/<profile>/metrics.json`` exists. jupyter-book 1.x builds it
 with ``-W --keep-going`` (a warning fails the build) into a temporary folder that replaces
 ``outputs/<profile>/book/`` only on success; the pages are under ``outputs/<profile>/book/_build/html``,
-with a finished run's web export (``mmga export-web``, refreshed first) under ``web/``.
+with a finished run's web export (``mmga export-web``, refreshed first) under ``web/``. The pages share
+one ``_static/plotly.min.js`` (each executed notebook inlines its own 4.8 MB copy) and no ``_sources/``
+copy of the notebooks is made: a quick book of five notebooks went from 57 MB to 14 MB, most of it
+the theme's fonts and scripts.
 
 ``metrics.json`` format (written by the evaluation notebook)::
 
@@ -21,6 +24,7 @@ Without a ``"metrics"`` key the whole top level is read as the metrics.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import re
 import shutil
@@ -44,6 +48,9 @@ METRICS_PAGE = "book/metrics"
 _NESTED = ("parts", "chapters", "sections")
 WEB_EXPORT = "web"  # `mmga export-web`'s folder in a run (tools/webexport.py), copied into the book's HTML
 STYLE_FILE = "mmga.css"  # written to <source>/_static/ and listed in _config.yml's html_css_files
+PLOTLY_JS = "plotly.min.js"  # the plotly package's copy, in <source>/_static/: one file for every page
+# the plotly.js bundle the notebook renderer inlines once per notebook (display.figures.setup_plotly)
+_INLINE_PLOTLY = re.compile(r"<script[^>]*>\s*/\*\*\s*\* plotly\.js v[^\n]*\n.*?</script>", re.DOTALL)
 BOOK_CSS = """\
 /* MMGA book: a quiet page for a paper's companion site. */
 @media (min-width: 960px) {
@@ -117,10 +124,13 @@ DESCRIPTIONS: dict[str, str] = {
     "generation.speaker_holdout_see_judge_acc": "see() on held-out speakers' clips, judged (mean over "
     "the folds)",
     "baseline": "the same figure for PCA + k-means (images) and MFCC statistics + k-means (audio)",
+    "ablation.speaker_holdout_without_voice_normalize_audio_to_image_acc": "the speaker hold-out on the "
+    "same fold models with voice normalisation off",
 }
 # Which ``mmga`` stage recomputes a figure (the notebook that records it belongs to that stage).
 _STAGE_OF = (
     ("generation.speaker_holdout", "evaluate"),
+    ("ablation", "evaluate"),
     ("image.reconstruction", "train"),
     ("audio.reconstruction", "train"),
     ("judges", "train"),
@@ -219,16 +229,44 @@ def filter_toc(toc: dict[str, Any], src: Path) -> dict[str, Any]:
 
 
 # -- assembling the source folder --------------------------------------------------------------------------
-def _prepare_notebook(source: Path, target: Path) -> None:
+def _share_plotly(cell: Any) -> bool:
+    """The plotly.js bundle a cell's output inlines becomes a ``<script src>`` of the book's one copy
+    (``_static/plotly.min.js``, from a page in ``notebooks/``): a classic script, so it is loaded
+    before the figures that follow it run. Whether the cell had one."""
+    shared = False
+    for out in cell.get("outputs", []):
+        html = out.get("data", {}).get("text/html")
+        if html is not None:
+            html = html if isinstance(html, str) else "".join(html)
+            text, n = _INLINE_PLOTLY.subn(f'<script src="../_static/{PLOTLY_JS}"></script>', html)
+            if n:
+                out["data"]["text/html"], shared = text, True
+    return shared
+
+
+def _prepare_notebook(source: Path, target: Path, share_plotly: bool = True) -> bool:
     """Copy an executed notebook; the ``parameters`` cell (defaults, overridden by the injected
-    cell that follows it) is removed from the page."""
+    cell that follows it) is removed from the page, and plotly.js, inlined in the notebook, is
+    loaded from the book's shared copy instead (:func:`_share_plotly`; whether it was)."""
     nb = nbformat.read(source, as_version=4)
+    shared = False
     for cell in nb.cells:
         tags = cell.setdefault("metadata", {}).setdefault("tags", [])
         if "parameters" in tags and "remove-cell" not in tags:
             tags.append("remove-cell")
+        shared = (share_plotly and _share_plotly(cell)) or shared
     target.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, target)
+    return shared
+
+
+def _plotly_js() -> Path | None:
+    """The plotly package's ``plotly.min.js`` (found without importing plotly), or None."""
+    spec = importlib.util.find_spec("plotly")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(folder) / "package_data" / PLOTLY_JS).is_file():
+            return Path(folder) / "package_data" / PLOTLY_JS
+    return None
 
 
 def assemble_source(src: Path, root: Path, notebooks: list[Path], profile: str,
@@ -247,8 +285,10 @@ def assemble_source(src: Path, root: Path, notebooks: list[Path], profile: str,
     (src / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     for page in sorted((root / PAGES_DIR).glob("*.md")):
         shutil.copy2(page, src / PAGES_DIR / page.name)
-    for nb in notebooks:
-        _prepare_notebook(nb, src / "notebooks" / nb.name)
+    bundle = _plotly_js()
+    shared = [_prepare_notebook(nb, src / "notebooks" / nb.name, bundle is not None) for nb in notebooks]
+    if any(shared):
+        shutil.copy2(bundle, src / "_static" / PLOTLY_JS)
     if metrics is not None:
         (src / f"{METRICS_PAGE}.md").write_text(metrics_markdown(metrics, profile))
     toc = filter_toc(yaml.safe_load((root / TOC_FILE).read_text()), src)
