@@ -74,3 +74,35 @@ def test_voice_normalisation_rescues_a_voice_far_from_the_others(tmp_path) -> No
             algorithm="kmeans",
             voice_normalize=True,
         )
+
+
+def test_evaluate_reports_the_hold_out_with_and_without_voice_normalisation(tmp_path, monkeypatch) -> None:
+    """With voice normalisation on, the run records the hold-out both ways, on the same folds."""
+    from dataclasses import replace
+
+    from mmga_helpers.evaluation import driver
+    from tests.test_evaluation import synthetic
+
+    data, z = synthetic(0)
+    run = make_run(tmp_path)
+    run = replace(
+        run,
+        cfg=run.cfg.model_copy(
+            update={"evaluation": run.cfg.evaluation.model_copy(update={"voice_normalize": True})}
+        ),
+    )
+    calls = []
+
+    def fake_holdout(
+        run_, data_, clusters, *, force=False, soft=False, recalled=None, images=None, voice_normalize=None
+    ):
+        calls.append(voice_normalize)
+        return {"ann": 0.9 if voice_normalize in (None, True) else 0.6}
+
+    monkeypatch.setattr(driver, "speaker_holdout", fake_holdout)
+    details = driver.Evaluation()
+    figs = driver.evaluate(run, data, z, loso=True, baselines=False, details=details)
+    assert calls == [None, False]
+    assert figs["cross_modal.speaker_holdout_audio_to_image_acc"] == 0.9
+    assert figs["ablation.speaker_holdout_without_voice_normalize_audio_to_image_acc"] == 0.6
+    assert details.as_info()["speaker_holdout_without_voice_normalize_audio_to_image_acc"] == {"ann": 0.6}

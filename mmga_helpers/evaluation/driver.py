@@ -30,6 +30,7 @@ class Evaluation:
 
     wall_time_s: dict[str, float] = field(default_factory=dict)
     speaker_holdout: dict[str, float] = field(default_factory=dict)
+    speaker_holdout_plain: dict[str, float] = field(default_factory=dict)  # no voice normalisation
     baseline_speaker_holdout: dict[str, float] = field(default_factory=dict)
     speaker_holdout_see: dict[str, float] = field(default_factory=dict)
     cluster_sizes: dict[str, int] = field(default_factory=dict)
@@ -38,6 +39,7 @@ class Evaluation:
         return {
             "wall_time_s": self.wall_time_s,
             "speaker_holdout_audio_to_image_acc": self.speaker_holdout,
+            "speaker_holdout_without_voice_normalize_audio_to_image_acc": self.speaker_holdout_plain,
             "speaker_holdout_see_judge_acc": self.speaker_holdout_see,
             "baseline_speaker_holdout_audio_to_image_acc": self.baseline_speaker_holdout,
             "clusters": self.cluster_sizes,
@@ -106,6 +108,14 @@ def evaluate(
         out["cross_modal.speaker_holdout_audio_to_image_acc"] = float(
             np.mean(list(info.speaker_holdout.values()))
         )
+        if run.cfg.evaluation.voice_normalize:  # the ablation, on the same fold models
+            with stage_timer(t, "speaker_holdout_plain"):
+                info.speaker_holdout_plain = speaker_holdout(
+                    run, data, clusters, force=force, soft=soft, images=images, voice_normalize=False
+                )
+            out["ablation.speaker_holdout_without_voice_normalize_audio_to_image_acc"] = float(
+                np.mean(list(info.speaker_holdout_plain.values()))
+            )
         if image_ae is not None:
             with stage_timer(t, "speaker_holdout_see"):
                 info.speaker_holdout_see = speaker_holdout_see(run, images, train_image_judge(run), recalled)

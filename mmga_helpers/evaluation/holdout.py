@@ -161,12 +161,16 @@ def speaker_holdout(
     speakers: list[str] | None = None,
     recalled: dict[str, tuple[NDArray, NDArray]] | None = None,
     images: HoldoutImages | None = None,
+    voice_normalize: bool | None = None,
 ) -> dict[str, float]:
     """Leave-one-speaker-out audio -> image accuracy per speaker: the audio autoencoder is retrained
     on the other speakers' training clips (kept in ``models/seed<s>/loso/<speaker>``), so the
     held-out voice is new to every learned part. ``recalled`` receives each fold's recalled image
     clusters (see :func:`holdout_fold`), from which :func:`speaker_holdout_see` draws images.
-    ``images`` (default: :func:`holdout_images`) is what held-out voices are linked to."""
+    ``images`` (default: :func:`holdout_images`) is what held-out voices are linked to.
+    ``voice_normalize`` (default: ``evaluation.voice_normalize``) standardises codes per voice."""
+    if voice_normalize is None:
+        voice_normalize = run.cfg.evaluation.voice_normalize
     x, digits, spk, is_train = all_clips(data)
     if images is None:
         images = holdout_images(run, data, {}, clusters)
@@ -187,6 +191,7 @@ def speaker_holdout(
             seed=run.seed,
             force=force,
             targets=targets,
+            training=run.cfg.training,
         )
         zf, zh = encode(ae.model.encoder, x[others]), encode(ae.model.encoder, x[held])
         fold = Fold(speaker, zf, digits[others], zh, digits[held], spk[others])
@@ -199,7 +204,7 @@ def speaker_holdout(
             force=force,
             soft=soft,
             recalled=recalled,
-            voice_normalize=run.cfg.evaluation.voice_normalize,
+            voice_normalize=voice_normalize,
         )
     return out
 
