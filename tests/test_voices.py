@@ -106,3 +106,17 @@ def test_evaluate_reports_the_hold_out_with_and_without_voice_normalisation(tmp_
     assert figs["cross_modal.speaker_holdout_audio_to_image_acc"] == 0.9
     assert figs["ablation.speaker_holdout_without_voice_normalize_audio_to_image_acc"] == 0.6
     assert details.as_info()["speaker_holdout_without_voice_normalize_audio_to_image_acc"] == {"ann": 0.6}
+
+
+def test_a_new_voice_can_be_read_from_a_few_of_its_own_clips() -> None:
+    z, _, voices = voiced_codes()
+    norm = VoiceNormalizer().fit(z, voices=voices)
+    voice = z[voices == "v2"]
+    whole = norm.transform(voice)
+    assert np.allclose(norm.transform(voice, reference=voice), whole)
+    few = norm.transform(voice, reference=voice[::10])  # 20 of its 200 clips
+    assert np.abs(few - whole).mean() < 0.5 * np.abs(voice - whole).mean()
+    with pytest.raises(ValueError, match="either voices or reference"):
+        norm.transform(voice, np.full(len(voice), "v2"), reference=voice)
+    with pytest.raises(ValueError, match="at least 5 clips"):
+        norm.transform(voice, reference=voice[:2])

@@ -83,15 +83,27 @@ class VoiceNormalizer(TransformerMixin, BaseEstimator):
         self.n_features_in_ = x.shape[1]
         return self
 
-    def transform(self, X: ArrayLike, voices: ArrayLike | None = None) -> NDArray[np.float64]:
+    def transform(
+        self, X: ArrayLike, voices: ArrayLike | None = None, *, reference: ArrayLike | None = None
+    ) -> NDArray[np.float64]:
         """Each voice's codes standardised by that voice's own statistics (from ``X`` itself), then
-        mapped onto the training scale and mean. ``voices=None``: all of ``X`` is one voice."""
+        mapped onto the training scale and mean. ``voices=None``: all of ``X`` is one voice, whose
+        statistics come from ``reference`` (other codes of that voice: a few clips it recorded
+        first) when given."""
         check_is_fitted(self, "scale_")
         x = check_array(X, dtype=np.float64)
         if x.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"codes have {x.shape[1]} dimensions; the normaliser was fitted on {self.n_features_in_}"
             )
+        if reference is not None:
+            if voices is not None:
+                raise ValueError("reference codes stand for one voice: give either voices or reference")
+            ref = check_array(reference, dtype=np.float64)
+            if ref.shape[1] != x.shape[1]:
+                raise ValueError(f"reference codes have {ref.shape[1]} dimensions, codes {x.shape[1]}")
+            _, mean, spread = voice_moments(ref, np.zeros(len(ref), dtype=str), self.min_clips, self.eps)
+            return (x - mean[0]) / spread[0] * self.scale_ + self.mean_
         v = np.zeros(len(x), dtype=str) if voices is None else _voices(voices, len(x))
         which, mean, spread = voice_moments(x, v, self.min_clips, self.eps)
         return (x - mean[which]) / spread[which] * self.scale_ + self.mean_
