@@ -176,6 +176,28 @@ class GenerationConfig(_Section):
     audio_contrast: Annotated[float, Field(ge=1, le=4)] = 1.0
 
 
+class TrainingConfig(_Section):
+    """How training runs, not what it makes: left out of :meth:`Config.fingerprint` and of every
+    model's ``meta.json``, so finished models are reused whichever strategy trained them."""
+
+    # default: TensorFlow's default strategy, one device (exactly as without this section).
+    # mirrored: tf.distribute.MirroredStrategy, a copy of the model on each device; each global batch
+    # (model.*.batch_size) is split between them and their gradients summed (learn.strategy).
+    strategy: Literal["default", "mirrored"] = "default"
+    # mirrored: the first N GPUs, or N logical CPU devices when no GPU is visible; None: every
+    # visible GPU (or the one CPU)
+    devices: PosInt | None = None
+
+    @model_validator(mode="after")
+    def _devices_need_mirrored(self) -> TrainingConfig:
+        if self.strategy == "default" and self.devices is not None:
+            raise ValueError(
+                "training.devices is read only with training.strategy: mirrored (default trains on one "
+                "device)"
+            )
+        return self
+
+
 class Config(_Section):
     profile: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
     seeds: list[Annotated[int, Field(ge=0)]] = Field(min_length=1)
@@ -184,6 +206,7 @@ class Config(_Section):
     evaluation: EvaluationConfig
     paths: PathsConfig
     generation: GenerationConfig = GenerationConfig()
+    training: TrainingConfig = TrainingConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:
@@ -232,11 +255,13 @@ class Config(_Section):
         return self.run_dir(root) / self.paths.plot_dir
 
     def fingerprint(self, *sections: str) -> str:
-        """A short hash of the named sections (all when none): artefacts record it so that a run
-        never silently mixes models made under another configuration."""
+        """A short hash of the named sections (all but ``training`` when none): artefacts record it so
+        that a run never silently mixes models made under another configuration."""
         data = self.model_dump(mode="json")
         if sections:
             data = {s: _dig(data, s) for s in sections}
+        else:
+            data.pop("training")  # how training runs, not what it makes (TrainingConfig)
         blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

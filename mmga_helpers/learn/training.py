@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from mmga_helpers.core.config import AutoencoderConfig
+from mmga_helpers.core.config import AutoencoderConfig, TrainingConfig
 from mmga_helpers.core.io import read_json, write_json, write_with
 from mmga_helpers.core.stamps import data_fingerprint, json_stamp
 from mmga_helpers.learn.checkpoint import (
@@ -40,6 +40,13 @@ from mmga_helpers.learn.models import (
     build_autoencoder,
     compile_autoencoder,
     load_model,
+)
+from mmga_helpers.learn.strategy import (
+    replayed_dataset,
+    replicas,
+    shuffle_orders,
+    strategy_scope,
+    training_strategy,
 )
 from mmga_helpers.modalities.handwriting import augment
 
@@ -150,18 +157,23 @@ def epoch_dataset(
     max_warp: float = 0.0,
     variants: np.ndarray | None = None,
     variant_share: float = 0.0,
+    orders: np.ndarray | None = None,
 ):
     """Training batches for ``fit(..., steps_per_epoch=steps)``: one endless iterator whose k-th
     epoch is the k-th seeded reshuffle, so that resuming at ``start_epoch`` (skipping the batches of
     the completed epochs) replays exactly the orders an uninterrupted run would see, whatever Keras
     does with iterators between epochs. ``max_warp > 0`` perturbs the frequency axis of every batch
     (:func:`warp_frequency_axis`); ``variants`` with ``variant_share > 0`` shows that share of items
-    altered (:func:`_with_variants`). Returns ``(dataset, steps)``."""
-    steps = -(-len(x) // batch_size)
+    altered (:func:`_with_variants`). ``orders`` (``[epochs, N]``, under a tf.distribute strategy)
+    replays those epochs' shuffles from fixed orders instead (:mod:`~mmga_helpers.learn.strategy`).
+    Returns ``(dataset, steps)``."""
+    steps = -(-(len(x) if orders is None else orders.shape[1]) // batch_size)
     use_variants = variants is not None and variant_share > 0
-    ds = make_dataset(
-        x, batch_size, seed, shuffle=True, targets=targets, variants=variants if use_variants else None
-    ).repeat()
+    kept = variants if use_variants else None
+    if orders is None:
+        ds = make_dataset(x, batch_size, seed, shuffle=True, targets=targets, variants=kept).repeat()
+    else:
+        ds = replayed_dataset(x, batch_size, orders, targets=targets, variants=kept)
     if use_variants:
         ds = _with_variants(ds, variant_share, seed)
     if max_warp > 0:
@@ -311,6 +323,7 @@ def train_autoencoder(
     callbacks: Sequence[Any] = (),
     targets: np.ndarray | None = None,
     init: TrainedAutoencoder | None = None,
+    training: TrainingConfig | None = None,
 ) -> TrainedAutoencoder:
     """Fit on ``x_train`` (validation carved from it), save atomically, or reuse a finished model.
 
@@ -319,7 +332,10 @@ def train_autoencoder(
     called after the checkpoint of each epoch is written. ``targets`` (``[N, k]``, each row the
     distribution of the partner clusters that item co-occurred with) are required when the config
     has ``convergence_weight > 0``: the model is then fitted with a convergence head. ``init`` (a
-    trained autoencoder of the same architecture) warm-starts encoder and decoder from its weights."""
+    trained autoencoder of the same architecture) warm-starts encoder and decoder from its weights.
+    ``training`` (the config's ``training`` section) chooses the ``tf.distribute`` strategy the
+    model is built and fitted under (:mod:`~mmga_helpers.learn.strategy`); ``batch_size`` stays the
+    global batch. It is not part of ``meta.json``: a model is reused whatever strategy trained it."""
     import keras
 
     folder = Path(folder)
@@ -337,30 +353,36 @@ def train_autoencoder(
     if force:
         shutil.rmtree(folder / CHECKPOINT_DIR, ignore_errors=True)
     resume = read_checkpoint(folder, expected)
-    ae = _fresh_model(cfg, name, seed, n_partner, init)
-    if resume is not None:
-        try:
-            model = ae.fitted
-            model.optimizer.build(model.trainable_variables)  # so that its moments load too
-            model.load_weights(resume.weights)
-            resume.best_weights = read_weight_list(resume.best) if resume.best is not None else None
-        except (OSError, ValueError, KeyError) as err:  # atomic writes make this a damaged disk
-            warnings.warn(
-                f"{folder / CHECKPOINT_DIR}: unreadable checkpoint ({type(err).__name__}: {err}); "
-                "training from the first epoch",
-                stacklevel=2,
-            )
-            shutil.rmtree(folder / CHECKPOINT_DIR, ignore_errors=True)
-            resume = None
-            ae = _fresh_model(cfg, name, seed, n_partner, init)
+    strategy = training_strategy(training)  # None: the default strategy, one device
+    with strategy_scope(strategy):  # variables made in the scope are mirrored
+        ae = _fresh_model(cfg, name, seed, n_partner, init)
+        if resume is not None:
+            try:
+                model = ae.fitted
+                model.optimizer.build(model.trainable_variables)  # so that its moments load too
+                model.load_weights(resume.weights)
+                resume.best_weights = read_weight_list(resume.best) if resume.best is not None else None
+            except (OSError, ValueError, KeyError) as err:  # atomic writes make this a damaged disk
+                warnings.warn(
+                    f"{folder / CHECKPOINT_DIR}: unreadable checkpoint ({type(err).__name__}: {err}); "
+                    "training from the first epoch",
+                    stacklevel=2,
+                )
+                shutil.rmtree(folder / CHECKPOINT_DIR, ignore_errors=True)
+                resume = None
+                ae = _fresh_model(cfg, name, seed, n_partner, init)
     start_epoch = resume.epoch if resume else 0
     tr, va = train_val_split(len(x_train), cfg.validation_fraction, seed)
     t_tr, t_va = (None, None) if targets is None else (targets[tr], targets[va])
     max_warp = float(getattr(cfg, "frequency_warp", 0.0))
     share = float(getattr(cfg, "augment", 0.0))
+    orders = None  # under a strategy: one device's shuffles, replayed (learn.strategy)
+    if strategy is not None:
+        orders = shuffle_orders(len(tr), seed, cfg.epochs, cfg.batch_size, replicas(strategy))
     train_ds, steps = epoch_dataset(
         x_train[tr], cfg.batch_size, seed, start_epoch=start_epoch, targets=t_tr, max_warp=max_warp,
         variants=digit_variants(x_train[tr], seed) if share > 0 else None, variant_share=share,
+        orders=orders,
     )
     val_ds = make_dataset(x_train[va], cfg.batch_size, None, shuffle=False, targets=t_va)
     early = keras.callbacks.EarlyStopping(

@@ -39,6 +39,7 @@ def train_unimodal_image_autoencoder(run: Run, data: Data, *, force: bool = Fals
         run.models / name,
         seed=run.seed,
         force=force,
+        training=run.cfg.training,
     )
 
 
@@ -61,6 +62,7 @@ def train_image_autoencoder(
         _world_folder(run, mismatch_fraction) / "image_autoencoder",
         seed=run.seed,
         force=force,
+        training=run.cfg.training,
         targets=image_convergence_targets(run, data, mismatch_fraction=mismatch_fraction),
         init=train_unimodal_image_autoencoder(run, data),
     )
@@ -142,6 +144,7 @@ def train_audio_autoencoder(
         _world_folder(run, mismatch_fraction) / "audio_autoencoder",
         seed=run.seed,
         force=force,
+        training=run.cfg.training,
         targets=audio_convergence_targets(run, data, image_ids_train, mismatch_fraction),
     )
 

@@ -22,6 +22,7 @@ from mmga_helpers.core.config import Config, load_config
 from mmga_helpers.core.io import read_json, write_json
 from mmga_helpers.core.metrics import mean_std, unflatten
 from mmga_helpers.core.paths import from_root
+from mmga_helpers.learn.strategy import prepare_devices
 from mmga_helpers.modalities.features import AudioSet, fsdd_split, mnist_split
 
 
@@ -34,6 +35,11 @@ class Run:
     cfg: Config
     seed: int = 0
     root: Path = field(default_factory=lambda: Path("."))
+
+    def __post_init__(self) -> None:
+        # logical CPU devices for training.strategy: mirrored can only be made before TensorFlow's
+        # first operation: opening the run (the notebooks' parameters cell) comes before any
+        prepare_devices(self.cfg.training)
 
     @classmethod
     def from_params(

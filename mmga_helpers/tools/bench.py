@@ -12,7 +12,11 @@
 * ``encoders``: images/s and clips/s of the encoders against a bound: their multiply-adds, counted
   from the layers, at the machine's measured float32 matmul rate (``matmul``);
 * ``generation``: ``see`` and ``hear`` clips/s of a finished run (one with ``mmga.json``);
-* ``data``: :func:`bench_data`.
+* ``data``: :func:`bench_data`;
+* ``replicas`` (``mmga bench --replicas``; not in the default run: it starts two more Python
+  processes): training items/s of one autoencoder over a fixed number of
+  steps with one replica and with two (``training.strategy: mirrored`` over two logical CPU
+  devices), :mod:`~mmga_helpers.tools.replicas`.
 
 Every timed call is warmed up first (TensorFlow traces a function on its first call).
 """
@@ -35,6 +39,7 @@ from mmga_helpers.learn.models import build_autoencoder
 from mmga_helpers.modalities import audio
 from mmga_helpers.modalities.data import DataError, load_fsdd, load_mnist
 from mmga_helpers.modalities.features import fsdd_split, images_to_unit
+from mmga_helpers.tools.replicas import replica_figures
 from mmga_helpers.tools.throughput import (
     TARGETS,
     encoder_throughput,
@@ -171,6 +176,20 @@ def bench_models(
     return out
 
 
+def bench_replicas(
+    profile: str = "quick", name: str = "audio_autoencoder", steps: int = 20, n_items: int = 2048
+) -> dict[str, Any]:
+    """Training items/s of the ``name`` autoencoder of a profile with one and with two replicas
+    (:func:`~mmga_helpers.tools.replicas.replica_figures`), on real data when it is there."""
+    cfg = load_config(profile)
+    rng = np.random.default_rng(0)
+    if name == "image_autoencoder":
+        x, real = _images(cfg, "train", n_items, rng)
+    else:
+        x, _, real = _clips(cfg, n_items, rng)
+    return {**replica_figures(profile, name, x, (1, 2), steps), "real_data": real}
+
+
 def bench_generation(
     profile: str = "quick", run_dir: str | Path | None = None, n_see: int = 2000, n_hear: int = 200
 ) -> dict[str, Any]:
@@ -189,9 +208,13 @@ def bench_generation(
 
 
 def bench_all(
-    profile: str = "quick", sections: Sequence[str] = ("data", "models", "generation"), **sizes
+    profile: str = "quick",
+    sections: Sequence[str] = ("data", "models", "generation"),
+    replicas: dict[str, Any] | None = None,
+    **sizes,
 ) -> dict[str, Any]:
-    """Every benchmark of a profile (or the named ``sections``), with stage times and memory."""
+    """Every benchmark of a profile (or the named ``sections``), with stage times and memory;
+    ``replicas``: keyword arguments of :func:`bench_replicas` (section ``replicas``)."""
     cfg = load_config(profile)
     timings: dict[str, float] = {}
     out: dict[str, Any] = {"profile": profile, "machine": machine(), "targets": TARGETS}
@@ -203,6 +226,9 @@ def bench_all(
     if "generation" in sections:
         with _stage(timings, "generation"):
             out["generation"] = bench_generation(profile)
+    if "replicas" in sections:
+        with _stage(timings, "replicas"):
+            out["replicas"] = bench_replicas(profile, **(replicas or {}))
     out["stages"] = {"run": run_stages(cfg), "bench_s": timings}
     out["memory"] = memory()
     return out

@@ -91,6 +91,7 @@ def _print_figures(title: str, figures: dict) -> None:
 
 
 _BENCH_PROFILE_OPT = typer.Option(None, "--profile", "-p", help="profile (quick, full) or a config file")
+_REPLICAS_OPT = typer.Option(False, "--replicas", help="also training items/s with 1 and 2 replicas (slower)")
 
 
 def _bench_profile(ctx: typer.Context, profile: str | None) -> str:
@@ -145,10 +146,12 @@ def _bench(profile: str, sections: tuple[str, ...], title: str) -> None:
 
 
 @bench_app.callback(invoke_without_command=True)
-def bench_cmd(ctx: typer.Context, profile: str | None = _BENCH_PROFILE_OPT) -> None:
+def bench_cmd(
+    ctx: typer.Context, profile: str | None = _BENCH_PROFILE_OPT, replicas: bool = _REPLICAS_OPT
+) -> None:
     """Without a subcommand: every benchmark (data, models, generation) into outputs/<profile>/bench.json."""
     if ctx.invoked_subcommand is None:
-        _bench(profile or "quick", ("data", "models", "generation"), "mmga bench")
+        _bench(profile or "quick", ("data", "models", "generation") + ("replicas",) * replicas, "mmga bench")
 
 
 @bench_app.command("data")
