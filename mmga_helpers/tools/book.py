@@ -6,7 +6,8 @@ completed (a failed notebook never gets in); the table of contents keeps only th
 metrics page is generated when ``outputs/<profile>/metrics.json`` exists. jupyter-book 1.x builds it
 with ``-W --keep-going`` (a warning fails the build) into a temporary folder that replaces
 ``outputs/<profile>/book/`` only on success; the pages are under ``outputs/<profile>/book/_build/html``,
-with a finished run's web export (``mmga export-web``, refreshed first) under ``web/``. The pages share
+with a finished run's web export (``mmga export-web``, refreshed first) under ``web/`` and the live
+page's scripts and onnxruntime-web under ``live/`` (:mod:`~mmga_helpers.tools.webpage`). The pages share
 one ``_static/plotly.min.js`` (each executed notebook inlines its own 4.8 MB copy) and no ``_sources/``
 copy of the notebooks is made: a quick book of five notebooks went from 57 MB to 14 MB, most of it
 the theme's fonts and scripts.
@@ -40,6 +41,7 @@ import yaml
 from mmga_helpers.core.io import atomic_write_text, read_json
 from mmga_helpers.evaluation.tables import TARGETS
 from mmga_helpers.tools.runner import NOTEBOOKS, completed_notebooks, load_run_config
+from mmga_helpers.tools.webpage import install_live
 
 PAGES_DIR = "book"
 CONFIG_FILE = "_config.yml"
@@ -372,8 +374,8 @@ def build_book(
             f"jupyter-book build failed (exit {proc.returncode}); the previous book, if any, is intact.\n"
             f"  {shown}\nfull log: {failed_log}"
         )
-    if web_ok and (partial / "_build" / "html").is_dir():  # what a page of the book can fetch
-        shutil.copytree(run_dir / WEB_EXPORT, partial / "_build" / "html" / WEB_EXPORT)
+    if (partial / "_build" / "html").is_dir():  # the live page: its scripts, onnxruntime-web, the export
+        install_live(partial / "_build" / "html", root, run_dir / WEB_EXPORT if web_ok else None, echo)
     if out.exists():
         shutil.rmtree(out)
     partial.rename(out)
