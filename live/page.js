@@ -23,7 +23,7 @@ function say(where, text, bad = false) {
 
 // the page's own words for what went wrong; anything unexpected is named, not thrown
 function why(err) {
-  if (err instanceof DrawingError || err instanceof AudioError) return err.message;
+  if (err instanceof DrawingError || err instanceof AudioError || err.name === "Error") return err.message;
   return `${err.name || "Error"}: ${err.message || err}`;
 }
 

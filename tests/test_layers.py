@@ -27,6 +27,7 @@ MAX_LINES = 450
 LAZY_PACKAGE_IMPORTS = {
     "mmga_helpers": "`from mmga_helpers import MMGA` loads the API (and TensorFlow) only when asked",
     "mmga_helpers.tools.cli": "`mmga --help` and `mmga run` start without loading TensorFlow",
+    "mmga_helpers.tools.webcli": "`mmga --help` starts without loading TensorFlow or Selenium",
 }
 
 

@@ -29,10 +29,12 @@ from mmga_helpers.core.paths import ProjectRootError, finished_run, from_root, l
 from mmga_helpers.modalities.data import DataError
 from mmga_helpers.tools.execution import NotebookFailed, RunError
 from mmga_helpers.tools.runner import format_seconds, run_notebooks
+from mmga_helpers.tools.webcli import web_parity_app
 
 app = typer.Typer(help="MMGA: hear an image, see a sound.", no_args_is_help=True, add_completion=False)
 bench_app = typer.Typer(help="Benchmarks that print figures (and save them under outputs/<profile>/).")
 app.add_typer(bench_app, name="bench")
+app.add_typer(web_parity_app, name="web-parity")  # tools/webcli.py
 console = Console()
 
 
@@ -290,7 +292,6 @@ def visualize_cmd(
 def book_cmd(profile: str = _PROFILE_OPT, config: str | None = _CONFIG_OPT) -> None:
     """Build the HTML book from the executed notebooks (nothing is re-executed)."""
     from mmga_helpers.tools.book import BookError, build_book
-
     start = time.perf_counter()
     try:
         index = build_book(profile, config, root=project_root(), echo=_echo)
@@ -434,7 +435,6 @@ def export_web_cmd(
     """Write a finished run for a browser into <run>/web/: ONNX networks, raw arrays, a manifest."""
     with _native_stderr_silenced():  # TensorFlow's and tf2onnx's start-up lines
         from mmga_helpers.tools.webexport import export_line
-
         line, ok = export_line(finished_run(run), seed, force=force, echo=_echo)
     (_echo if ok else _fail)(line)
 
