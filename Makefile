@@ -34,9 +34,10 @@ endif
 
 venv: $(STAMP)
 
+# headless Chromium for the browser tests; node and npm for the live page (its tests, and npm ci in mmga book)
 chromium:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v npm >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver nodejs npm >/dev/null; }
 
 report: $(STAMP)
 	@start=$$(date +%s); \

@@ -179,7 +179,7 @@ def test_live_page_hears_a_drawing_and_sees_a_recording(run: Path, real_data: Pa
         assert np.abs(np.asarray(seen["image"]).reshape(28, 28) - python["images"][0]).max() <= 1e-3
         xcorr = np.correlate(recorded, clip, mode="valid" if len(recorded) >= len(clip) else "full")
         similarity = np.abs(xcorr).max() / (np.linalg.norm(clip) * np.linalg.norm(recorded) + 1e-12)
-        print(f"recorded {len(recorded) / 8000:.2f} s, normalised correlation with the clip {similarity:.3f}; "
+        print(f"recorded {len(recorded) / 8000:.2f} s, correlation with the clip {similarity:.3f}; "
               f"audio cluster {seen['source']} (Python's of the file: {m.audio_clusters([clip])[0]})")
         assert similarity > 0.3, similarity  # the recording holds the clip (loops, Opus, resampling)
         assert "error" not in driver.execute_async_script(_DECODE, "mmga-seen-clip")
@@ -225,7 +225,7 @@ def test_the_book_ships_the_page_without_a_run(tmp_path: Path, monkeypatch: pyte
     assert not state.ready and "without a finished run's web export" in state.why
     assert len(said) == 1 and said[0].startswith("live page inactive")
     assert json.loads((tmp_path / "site" / "live" / "state.json").read_text())["ready"] is False
-    assert {p.name for p in (tmp_path / "site" / "live" / "ort").iterdir()} == set(webpage.ORT_FILES)
+    assert {p.name for p in (tmp_path / "site" / "live" / "ort").iterdir()} == set(webpage.SHIPPED)
     said.clear()
     fresh = tmp_path / "clone"  # a checkout without node_modules, on a machine without npm
     shutil.copytree(REPO / "live", fresh / "live")

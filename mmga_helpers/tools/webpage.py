@@ -3,7 +3,8 @@ onnxruntime-web files it runs the networks with (from npm, pinned by ``package.j
 ``package-lock.json``), and a finished run's web export (``mmga export-web``), put into a built site:
 
 * ``<site>/live/*.js`` and ``<site>/live/ort/`` (only the single-threaded WebAssembly build:
-  ``ort.wasm.min.mjs``, its loader and its ``.wasm``), so the page works offline, with no CDN;
+  ``ort.wasm.min.mjs``, its loader and its ``.wasm``, gzipped: 14.8 MB become 3.8 MB, and the page
+  inflates it with the browser's ``DecompressionStream``), so the page works offline, with no CDN;
 * ``<site>/web/``: the export;
 * ``<site>/live/state.json``: whether the page can run and, if not, why (the page says so).
 
@@ -14,6 +15,7 @@ missing.
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 import subprocess
@@ -21,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmga_helpers.core.io import atomic_write_text
+from mmga_helpers.core.io import atomic_write_bytes, atomic_write_text
 from mmga_helpers.core.stamps import file_sha256
 
 LIVE_DIR = "live"  # the page's modules, in the project and in the site
@@ -30,6 +32,7 @@ WEB_DIR = "web"  # the run's export, in the site
 STATE_FILE = "state.json"
 ORT_PACKAGE = "onnxruntime-web"
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+SHIPPED = (*ORT_FILES[:2], ORT_FILES[2] + ".gz")  # what the site holds: the .wasm gzipped
 _STAMP = ".mmga-lock-sha256"  # in node_modules: the sha256 of the lock it was installed from
 NPM_TIMEOUT_S = 600
 
@@ -95,8 +98,10 @@ def install_live(site: Path, root: Path, export: Path | None, echo: Callable[[st
     state = LiveState(True, ort_version=None if dist is None else _version(dist))
     if dist is not None:
         (target / ORT_DIR).mkdir(exist_ok=True)
-        for name in ORT_FILES:
+        for name in ORT_FILES[:2]:
             shutil.copy2(dist / name, target / ORT_DIR / name)
+        wasm = gzip.compress((dist / ORT_FILES[2]).read_bytes(), compresslevel=9, mtime=0)
+        atomic_write_bytes(target / ORT_DIR / SHIPPED[2], wasm)
     else:
         state = LiveState(False, f"onnxruntime-web was not shipped with this book: {why}")
     if export is not None and (export / "manifest.json").is_file():
