@@ -39,7 +39,11 @@ export async function loadOrt(ortBase) {
   }
   const packed = await fetch(new URL("ort-wasm-simd-threaded.wasm.gz", ortBase));
   if (!packed.ok) throw new LoadError(`the model runtime is missing (HTTP ${packed.status})`);
-  const wasm = await new Response(packed.body.pipeThrough(new DecompressionStream("gzip"))).arrayBuffer();
+  let wasm = await packed.arrayBuffer();
+  const head = new Uint8Array(wasm, 0, 2);
+  if (head[0] === 0x1f && head[1] === 0x8b) { // gzip; a server that sent it with Content-Encoding already inflated it
+    wasm = await new Response(new Blob([wasm]).stream().pipeThrough(new DecompressionStream("gzip"))).arrayBuffer();
+  }
   const ort = await import(new URL("ort.wasm.min.mjs", ortBase).href);
   ort.env.wasm.wasmBinary = wasm;
   ort.env.wasm.wasmPaths = ortBase;

@@ -85,12 +85,13 @@ def test_page_script_draws_like_python() -> None:
 
 # -- the page in Chromium ----------------------------------------------------------------------------------
 def _microphone(real_data: Path, target: Path) -> tuple[Path, np.ndarray]:
-    """The clip as Chromium's fake device wants it (48 kHz 16-bit, a quarter second of silence
-    around the word: the device loops it); and the clip itself."""
+    """The clip as Chromium's fake device wants it (48 kHz 16-bit), a quarter second of silence
+    before the word and two seconds after it: the device loops the file, and a recording of 1.4 s
+    then holds the word once, as a person says it; and the clip itself."""
     wave, sr = sf.read(real_data / "fsdd" / "recordings" / CLIP, dtype="float32")
     up = resample_poly(wave, 48000, sr).astype(np.float32)
-    pad = np.zeros(12000, np.float32)
-    sf.write(target, np.concatenate([pad, up, pad]), 48000, subtype="PCM_16", format="WAV")
+    before, after = np.zeros(12000, np.float32), np.zeros(96000, np.float32)
+    sf.write(target, np.concatenate([before, up, after]), 48000, subtype="PCM_16", format="WAV")
     return target, wave
 
 
@@ -167,7 +168,7 @@ def test_live_page_hears_a_drawing_and_sees_a_recording(run: Path, real_data: Pa
         # the fake microphone plays the FSDD clip; the page sees what it recorded
         driver.find_element("id", "mmga-record").click()
         _line(driver, "mmga-see-line", ("recording",))
-        time.sleep(1.6)
+        time.sleep(1.4)
         driver.find_element("id", "mmga-record").click()
         line = _line(driver, "mmga-see-line", ("your recording seen", "⚠"))
         assert line.startswith("your recording seen: audio cluster"), line
@@ -181,7 +182,7 @@ def test_live_page_hears_a_drawing_and_sees_a_recording(run: Path, real_data: Pa
         similarity = np.abs(xcorr).max() / (np.linalg.norm(clip) * np.linalg.norm(recorded) + 1e-12)
         print(f"recorded {len(recorded) / 8000:.2f} s, correlation with the clip {similarity:.3f}; "
               f"audio cluster {seen['source']} (Python's of the file: {m.audio_clusters([clip])[0]})")
-        assert similarity > 0.3, similarity  # the recording holds the clip (loops, Opus, resampling)
+        assert similarity > 0.6, similarity  # the recording holds the clip (Opus, resampling)
         assert "error" not in driver.execute_async_script(_DECODE, "mmga-seen-clip")
         driver.save_screenshot(str(SHOTS / "after_recording.png"))
 
