@@ -236,3 +236,27 @@ def test_the_book_ships_the_page_without_a_run(tmp_path: Path, monkeypatch: pyte
     state = webpage.install_live(tmp_path / "bare", fresh, None, said.append)
     assert not state.ready and "npm was not found" in state.why and len(said) == 1
     assert not (tmp_path / "bare" / "live" / "ort").exists()
+
+
+# -- the command -----------------------------------------------------------------------------------------
+@pytest.mark.browser
+def test_web_parity_command_measures_the_page(run: Path, real_data: Path, tmp_path: Path) -> None:
+    """``mmga web-parity`` on the tiny run (five items of each kind): figures printed and written;
+    a missing run is one line and exit 2."""
+    from typer.testing import CliRunner
+
+    from mmga_helpers.tools.cli import app
+
+    out = tmp_path / "parity.json"
+    res = CliRunner().invoke(app, ["web-parity", "--run", str(run), "--items", "5", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "same image cluster as Python" in res.output and "whole built book" in res.output
+    fig = json.loads(out.read_text())
+    assert fig["items"] == {"images": 5, "clips": 5} and not fig["console_errors"], fig
+    assert fig["image_clusters_same"] == 1.0 and fig["audio_clusters_same"] == 1.0, fig
+    assert fig["image_decoder_max_abs"] <= 1e-3 and fig["audio_decoder_max_abs"] <= 1e-3, fig
+    assert fig["logmel_max_abs_db"] <= 0.05 and fig["hear_ms_median"] > 0 and fig["see_ms_median"] > 0, fig
+    assert fig["export_bytes"] > 0 and fig["book_bytes"] is None, fig
+    res = CliRunner().invoke(app, ["web-parity", "--run", str(tmp_path / "missing")])
+    assert res.exit_code == 2 and "is not a finished MMGA run" in res.output, res.output
+    assert len(res.output.strip().splitlines()) == 1, res.output

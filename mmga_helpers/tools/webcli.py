@@ -26,7 +26,11 @@ def web_parity(
     """The live page against Python in headless Chromium: clusters, decoders and log-mel agreement,
     hear/see timings, export and book sizes."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from mmga_helpers.tools.webparity import parity_command
+    try:
+        from mmga_helpers.tools.webparity import parity_command
+    except ImportError as err:  # selenium is in the dev extra
+        typer.echo(f"error: {err}; install the dev extra (make venv installs it)", err=True)
+        raise typer.Exit(2) from None
 
     folder = finished_run(run)
     site = from_root(book) if book else folder / "book" / "_build" / "html"
