@@ -268,6 +268,8 @@ def test_small_book_works_offline_in_chromium(tmp_path: Path) -> None:
     assert "STDERR-MARKER" not in page  # nb_output_stderr: remove
     assert "0.5 ± 0.1" in (html_dir / "book" / "metrics.html").read_text()
     assert not (html_dir / "notebooks" / "02_image_autoencoder.html").exists()
+    assert not list(html_dir.rglob("*.map"))  # no source maps: readers never need them
+    assert (html_dir / "book" / "live.html").is_file() and (html_dir / "live" / "state.json").is_file()
 
     shots = SCREENSHOTS / "small_book"
     shutil.rmtree(shots, ignore_errors=True)

@@ -7,7 +7,8 @@ metrics page is generated when ``outputs/<profile>/metrics.json`` exists. jupyte
 with ``-W --keep-going`` (a warning fails the build) into a temporary folder that replaces
 ``outputs/<profile>/book/`` only on success; the pages are under ``outputs/<profile>/book/_build/html``,
 with a finished run's web export (``mmga export-web``, refreshed first) under ``web/`` and the live
-page's scripts and onnxruntime-web under ``live/`` (:mod:`~mmga_helpers.tools.webpage`). The pages share
+page's scripts and onnxruntime-web under ``live/`` (:mod:`~mmga_helpers.tools.webpage`); the theme's
+source maps are left out. The pages share
 one ``_static/plotly.min.js`` (each executed notebook inlines its own 4.8 MB copy) and no ``_sources/``
 copy of the notebooks is made: a quick book of five notebooks went from 57 MB to 14 MB, most of it
 the theme's fonts and scripts.
@@ -376,6 +377,8 @@ def build_book(
         )
     if (partial / "_build" / "html").is_dir():  # the live page: its scripts, onnxruntime-web, the export
         install_live(partial / "_build" / "html", root, run_dir / WEB_EXPORT if web_ok else None, echo)
+        for source_map in (partial / "_build" / "html" / "_static").rglob("*.map"):
+            source_map.unlink()  # the theme's source maps (3.4 MB) serve its developers, never a reader
     if out.exists():
         shutil.rmtree(out)
     partial.rename(out)
