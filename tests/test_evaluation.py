@@ -37,12 +37,20 @@ N_IMG, N_IMG_TEST = 3000, 600
 SPEAKERS = ("ann", "bob", "cid", "dee", "eve", "fay")
 
 
-def make_run(root: Path, algorithm: str = "kmeans", seed: int = 0, convergence_weight: float = 0.0) -> Run:
+def make_run(
+    root: Path,
+    algorithm: str = "kmeans",
+    seed: int = 0,
+    convergence_weight: float = 0.0,
+    mismatched_world: bool = True,
+) -> Run:
     """The quick profile on synthetic latents: no audio encoder is trained here unless asked
     (``convergence_weight > 0`` makes the mismatched world retrain it)."""
     raw = profile_dict("quick")
     raw["model"]["clustering"].update(algorithm=algorithm, n_clusters=10, audio_n_clusters=20)
     raw["model"]["audio_autoencoder"]["convergence_weight"] = convergence_weight
+    raw["model"]["image_autoencoder"]["convergence_weight"] = 0.0
+    raw["evaluation"]["mismatched_world"] = mismatched_world
     return Run(config_from_dict(raw), seed=seed, root=root)
 
 
@@ -295,6 +303,18 @@ def test_mismatched_world_feeds_the_noisy_brain(tmp_path, blobs, monkeypatch) ->
     assert figs["cross_modal.audio_to_image_acc"] > 0.9
     assert figs["cross_modal.mismatch20.audio_to_image_acc"] < 0.5
     assert figs["cross_modal.mismatch20.audio_to_image_drop"] > 0.4
+
+
+def test_mismatched_world_left_out(tmp_path, blobs, monkeypatch) -> None:
+    """``evaluation.mismatched_world: false``: nothing relearned, no mismatch20 figures (the
+    baselines' included), the clean ones as before."""
+    data, z = blobs
+    run = make_run(tmp_path, convergence_weight=1.0, mismatched_world=False)
+    monkeypatch.setattr(driver, "mismatched_world", lambda *a, **k: pytest.fail("world relearned"))
+    details = Evaluation()
+    figs = evaluate(run, data, z, loso=False, baselines=False, details=details)
+    assert not [k for k in figs if "mismatch" in k] and "mismatched_world" not in details.wall_time_s
+    assert figs["cross_modal.audio_to_image_acc"] > 0.9
 
 
 def test_record_evaluation_keeps_per_seed_details(tmp_path, blobs) -> None:

@@ -55,3 +55,13 @@ def test_any_rate_and_silence(listener, test_clips) -> None:
         listener.read(waves[:1], 0)
     with pytest.raises(ValueError, match="2 clips but 1 digits"):
         listener.accuracy(waves[:2], digits[:1])
+
+
+def test_worker_processes_read_as_this_process_does(listener, test_clips) -> None:
+    """Long lists go to worker processes (one decoder each): the same digits, in the same order,
+    silence and odd lengths included."""
+    waves, _ = test_clips
+    many = [*waves, np.zeros(8000, np.float32), np.zeros(0, np.float32)] * 4  # 248 clips: pooled
+    alone = listener._read(many, 8000)
+    np.testing.assert_array_equal(listener.read(many, 8000), alone)
+    assert (alone[60::62] == NOT_HEARD).all() and (alone[61::62] == NOT_HEARD).all()

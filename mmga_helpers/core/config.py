@@ -164,6 +164,10 @@ class EvaluationConfig(_Section):
     # held-out voices: each voice's audio codes standardised by its own clips' statistics before
     # they are clustered (learn.voices.VoiceNormalizer); uses who speaks, never what is said
     voice_normalize: bool = False
+    # the noisy world: 20 % of the pairs mismatched and every part that learns from co-occurrence
+    # relearned on them (both autoencoders again when they learn from their partner); the
+    # cross_modal.mismatch20.* figures. False leaves it out (and those figures with it).
+    mismatched_world: bool = True
 
 
 class GenerationConfig(_Section):

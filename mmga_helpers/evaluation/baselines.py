@@ -121,7 +121,8 @@ def baseline_figures(
     """``baseline.*`` figures (clusters, cross-modal, mismatch, hold-out) and per-speaker hold-out."""
     feats, clusters = baseline_clusters(run, data, force=force, image_brain_clusters=image_brain_clusters)
     out = {f"baseline.{k}": v for k, v in cluster_figures(data, feats, clusters).items()}
-    cross = cross_modal_figures(run, data, feats, clusters, save_as=f"{PREFIX}brain")
+    noisy = run.cfg.evaluation.mismatched_world
+    cross = cross_modal_figures(run, data, feats, clusters, save_as=f"{PREFIX}brain", noisy=noisy)
     out.update({f"baseline.{k}": v for k, v in cross.items()})
     per_speaker: dict[str, float] = {}
     if loso:

@@ -93,11 +93,14 @@ def evaluate(
     with stage_timer(t, "joint"):
         out.update(joint_figures(run, data, z, force=force))
     noisy_world = None
-    if run.audio_feedback:
+    noisy = run.cfg.evaluation.mismatched_world
+    if noisy and run.audio_feedback:
         with stage_timer(t, "mismatched_world"):
             noisy_world = mismatched_world(run, data, z, clusters, force=force)
     with stage_timer(t, "brain"):
-        out.update(cross_modal_figures(run, data, z, clusters, soft=soft, noisy_world=noisy_world))
+        out.update(
+            cross_modal_figures(run, data, z, clusters, soft=soft, noisy_world=noisy_world, noisy=noisy)
+        )
     if loso:
         recalled: dict[str, tuple[NDArray, NDArray]] = {}
         with stage_timer(t, "speaker_holdout"):

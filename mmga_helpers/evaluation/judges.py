@@ -7,6 +7,7 @@ STFT than the autoencoder's log-mel), so it does not share the generator's blind
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from mmga_helpers.core.inference import BatchInference
 from mmga_helpers.core.io import read_json, write_json, write_with
-from mmga_helpers.core.stamps import data_fingerprint
+from mmga_helpers.core.stamps import data_fingerprint, json_stamp
 from mmga_helpers.learn.models import load_model
 from mmga_helpers.learn.training import seed_everything, train_val_split
 from mmga_helpers.modalities.features import images_to_unit, mnist_split, unit_logmel_to_waves
@@ -91,25 +92,35 @@ def _as_images(x: np.ndarray) -> np.ndarray:
 
 def train_judge(
     kind: str,
-    x: np.ndarray,
+    x: np.ndarray | Callable[[], np.ndarray],
     digits: np.ndarray,
     folder: str | Path,
     *,
     seed: int = 0,
     epochs: int = 12,
     force: bool = False,
+    data_key: str | None = None,
 ) -> Judge:
     """Train (or reuse) the ``"image"`` judge on MNIST train images or the ``"audio"`` judge on
-    prepared FSDD train waveforms; early stopping on a validation split carved from train."""
+    prepared FSDD train waveforms; early stopping on a validation split carved from train.
+
+    ``x`` may be a function that makes the inputs, called only when the judge trains; then
+    ``data_key`` (a stamp of what it makes them from) stands for them in the saved judge's
+    fingerprint."""
     import keras
 
     folder = Path(folder)
     path, meta_path = folder / f"{kind}_judge.keras", folder / f"{kind}_judge.json"
-    fingerprint = {"kind": kind, "data": data_fingerprint(np.asarray(x)), "seed": seed, "epochs": epochs}
+    if data_key is None:
+        if callable(x):
+            raise ValueError("inputs given as a function need a data_key")
+        data_key = data_fingerprint(np.asarray(x))
+    fingerprint = {"kind": kind, "data": data_key, "seed": seed, "epochs": epochs}
     if not force and path.is_file() and meta_path.is_file():
         meta = read_json(meta_path)
         if {k: meta.get(k) for k in fingerprint} == fingerprint:
             return Judge(load_model(path), kind, meta)
+    x = x() if callable(x) else x
     seed_everything(seed)
     feats = mfcc_features(x) if kind == "audio" else _as_images(x)
     tr, va = train_val_split(len(feats), 0.1, seed)
@@ -149,11 +160,17 @@ def train_audio_judge(run: Run, data: Data, *, force: bool = False) -> Judge:
     takes (unit log-mel, time normalisation undone, Griffin-Lim), so that the judge reads a digit
     through the vocoder's artefacts too. Only real training clips go in; nothing an autoencoder made."""
     at = data.audio_train
-    vocoded = unit_logmel_to_waves(at.x, run.cfg, at.frames, seed=0)
-    waves = np.concatenate([at.waves, vocoded])
+    front_end = run.cfg.data.fsdd.model_dump(mode="json")
+
+    def waves() -> np.ndarray:  # vocoding 2,700 clips takes seconds: only when the judge trains
+        return np.concatenate([at.waves, unit_logmel_to_waves(at.x, run.cfg, at.frames, seed=0)])
+
     digits = np.concatenate([at.digits, at.digits])
     epochs = run.cfg.evaluation.audio_judge_epochs
-    return train_judge("audio", waves, digits, run.judges_dir, seed=0, epochs=epochs, force=force)
+    key = json_stamp([data_fingerprint(at.waves), front_end, "with vocoded copies"])
+    return train_judge(
+        "audio", waves, digits, run.judges_dir, seed=0, epochs=epochs, force=force, data_key=key
+    )
 
 
 def train_judges(run: Run, data: Data, *, force: bool = False) -> tuple[Judge, Judge]:

@@ -10,13 +10,20 @@ Each clip is resampled to 16 kHz, framed by a little silence and decoded as one 
 decoder adapts its cepstral mean from the utterance it last decoded, so a clip's first reading
 depends on the clip before it; every clip is therefore decoded twice in a row and the second
 reading kept, which depends on that clip alone (the same digits whatever the order of the clips).
-The C decoder takes one utterance at a time, hence the loop over clips.
+The C decoder takes one utterance at a time and holds Python's lock, hence the loop over clips;
+long lists are shared out among worker processes, one decoder each (the readings do not depend on
+the order, so they are the same).
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import tempfile
 from collections.abc import Sequence
 from math import gcd
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -28,6 +35,7 @@ SAMPLE_RATE = 16_000  # the rate of the stock acoustic model
 PAD_S = 0.2  # silence before and after each clip
 SILENT = 1e-4  # a clip whose peak stays under this is silence: nothing is heard, nothing decoded
 NOT_HEARD = -1
+POOL_FROM = 200  # clips: fewer are read in this process (starting a worker takes about a second)
 GRAMMAR = "#JSGF V1.0;\ngrammar digits;\npublic <digit> = " + " | ".join(DIGIT_WORDS) + ";\n"
 
 
@@ -58,6 +66,29 @@ class StockListener:
         """The digit heard in each clip (1-D float waves in [-1, 1] at ``sample_rate``)."""
         if sample_rate <= 0:
             raise ValueError(f"sample_rate must be positive; got {sample_rate}")
+        workers = min(len(os.sched_getaffinity(0)), 4, len(waves) // (POOL_FROM // 2))
+        if workers < 2:
+            return self._read(waves, sample_rate)
+        out = np.empty(len(waves), np.int64)
+        # worker processes started afresh (``python -m`` this module), not multiprocessing's: its
+        # fork may copy TensorFlow's threads, its spawn re-runs a caller's script without a main guard
+        with tempfile.TemporaryDirectory(prefix="mmga-listener-") as tmp:
+            jobs = []
+            for i in range(workers):
+                share = [np.asarray(w, np.float32).ravel() for w in waves[i::workers]]
+                src, dst = Path(tmp, f"share{i}.npz"), Path(tmp, f"heard{i}.npy")
+                lengths = np.array([len(w) for w in share], np.int64)
+                np.savez(src, waves=np.concatenate(share), lengths=lengths, rate=np.int64(sample_rate))
+                cmd = [sys.executable, "-m", __name__, str(src), str(dst)]
+                jobs.append((subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True), dst))
+            for i, (job, dst) in enumerate(jobs):
+                _, err = job.communicate()
+                if job.returncode != 0:
+                    raise RuntimeError(f"a listener worker failed: {err.strip().splitlines()[-1:]}")
+                out[i::workers] = np.load(dst, allow_pickle=False)
+        return out
+
+    def _read(self, waves: Sequence[ArrayLike] | NDArray, sample_rate: int) -> NDArray[np.int64]:
         g = gcd(SAMPLE_RATE, int(sample_rate))
         up, down = SAMPLE_RATE // g, int(sample_rate) // g
         pad = np.zeros(round(PAD_S * SAMPLE_RATE), np.float32)
@@ -79,3 +110,16 @@ class StockListener:
         if len(digits) != len(waves):
             raise ValueError(f"{len(waves)} clips but {len(digits)} digits")
         return float((self.read(waves, sample_rate) == digits).mean()) if len(digits) else float("nan")
+
+
+
+def _main(src: str, dst: str) -> None:
+    """A worker's share of :meth:`StockListener.read`: clips from ``src`` (.npz), digits to ``dst``."""
+    with np.load(src, allow_pickle=False) as share:
+        waves = np.split(share["waves"], np.cumsum(share["lengths"])[:-1])
+        rate = int(share["rate"])
+    np.save(dst, StockListener()._read(waves, rate), allow_pickle=False)
+
+
+if __name__ == "__main__":
+    _main(*sys.argv[1:3])

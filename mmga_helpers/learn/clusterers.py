@@ -10,6 +10,7 @@ identical results.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Self
 
 import numpy as np
@@ -294,15 +295,22 @@ class UmapGMM(PersistentEstimator):
         self.scale_ = np.where(scale > 0, scale, 1.0)
         self.train_inputs_ = (X - self.mean_) / self.scale_
         seed = seed_for(self.random_state)
+        # exact neighbours from scikit-learn (seconds): above 4,096 points umap-learn's own search,
+        # NN-descent, compiles its numba kernels anew in every process (about 40 s on 2 cores)
+        k = min(self.n_neighbors, n - 1)
+        dist, ind = NearestNeighbors(n_neighbors=k).fit(self.train_inputs_).kneighbors(self.train_inputs_)
         reducer = umap.UMAP(
             n_components=self.n_components,
-            n_neighbors=min(self.n_neighbors, n - 1),
+            n_neighbors=k,
             min_dist=self.min_dist,
             metric="euclidean",
             random_state=seed,
             n_jobs=1 if seed is not None else -1,  # a seed forces one thread; say so to avoid a warning
+            precomputed_knn=(ind, dist, None),
         )
-        self.embedding_ = np.asarray(reducer.fit_transform(self.train_inputs_), dtype=np.float64)
+        with warnings.catch_warnings():  # no search index: new points are placed by the neighbour vote
+            warnings.filterwarnings("ignore", message=".*knn_search_index.*")
+            self.embedding_ = np.asarray(reducer.fit_transform(self.train_inputs_), dtype=np.float64)
         self.mixture_ = _fit_mixture(self.embedding_, self.n_clusters, "full", 3, seed)
         self._build_assignment()
         self.labels_ = self.predict(X)
