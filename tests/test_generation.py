@@ -34,6 +34,7 @@ def tiny_config():
     for key in ("image_autoencoder", "audio_autoencoder"):
         d["model"][key].update(encoder_layers=[4], decoder_layers=[4], latent_dim=2)
     d["data"]["fsdd"]["griffin_lim_iters"] = 4
+    d["model"]["image_autoencoder"]["convergence_weight"] = 0.0  # at its default: a run made before the key
     return config_from_dict(d)
 
 
@@ -329,7 +330,7 @@ def test_load_refuses_models_of_another_config(fake_run, run_copy: Path) -> None
 
 def test_load_takes_a_run_made_before_a_key_was_added(fake_run, run_copy: Path) -> None:
     """A model whose meta.json predates a config key was made with its default (here
-    ``convergence_weight``, 0 in the image section of the quick profile)."""
+    ``convergence_weight``, 0 in the image section of the tiny configuration)."""
     run = SimpleNamespace(**{**vars(fake_run.run), "dir": run_copy, "models": run_copy / "models" / "seed0"})
     meta = run.models / "image_autoencoder" / "meta.json"
     made = read_json(meta)

@@ -160,7 +160,9 @@ class EvaluationConfig(_Section):
     baselines: bool  # PCA + k-means on pixels, MFCC statistics + k-means on audio, side by side
     max_hear_items: PosInt | None  # MNIST test images heard for the judged score (None: all)
     view_points: Annotated[int, Field(ge=50)] = 2000  # test latents per 2-D UMAP / t-SNE view
-    audio_judge_epochs: PosInt = 30  # at most, with early stopping on a part of FSDD train
+    # at most, with early stopping on a part of FSDD train; 0: no audio judge of the project's own
+    # (the stock listener alone judges speech, and the judge_acc figures of audio are left out)
+    audio_judge_epochs: Annotated[int, Field(ge=0)] = 30
     # held-out voices: each voice's audio codes standardised by its own clips' statistics before
     # they are clustered (learn.voices.VoiceNormalizer); uses who speaks, never what is said
     voice_normalize: bool = False

@@ -42,7 +42,7 @@ def diversity_ratio(
 def generation_metrics(
     m: MMGA,
     data: Data,
-    judges: tuple[Judge, Judge],
+    judges: tuple[Judge, Judge | None],
     listener: StockListener,
     *,
     seed: int = 0,
@@ -50,7 +50,8 @@ def generation_metrics(
 ) -> dict[str, float]:
     """``see`` on FSDD official test clips read by the MNIST judge; ``hear`` on MNIST test images
     heard by the stock listener (``generation.hear_asr_acc``, and over its reading of the real test
-    clips, ``generation.hear_intelligibility``) and read by the FSDD judge; diversity of both
+    clips, ``generation.hear_intelligibility``) and read by the FSDD judge (when the profile has
+    one); diversity of both
     against real samples of the same digit. The API's default mode is scored;
     ``generation.argmax.*`` scores ``hear`` with the strongest link only."""
     image_judge, audio_judge = judges
@@ -67,18 +68,20 @@ def generation_metrics(
     strongest_mels = waves_to_unit_logmel(strongest, m.cfg)[0][..., 0]
     real_asr = listener.accuracy(at.waves, at.digits, rate)
     hear_asr = listener.accuracy(heard, yt, rate)
-    return {
+    out = {
         "generation.hear_asr_acc": hear_asr,
         "generation.hear_intelligibility": hear_asr / real_asr if real_asr > 0 else float("nan"),
-        "generation.argmax.hear_judge_acc": audio_judge.accuracy(strongest, yt),
         "generation.argmax.diversity_ratio_audio": diversity_ratio(strongest_mels, real_mels, yt, at.digits),
         "generation.see_judge_acc": image_judge.accuracy(seen, at.digits),
-        "generation.hear_judge_acc": audio_judge.accuracy(heard, yt),
         "generation.diversity_ratio_image": diversity_ratio(
             seen, data.image_test[..., 0], at.digits, data.image_test_labels
         ),
         "generation.diversity_ratio_audio": diversity_ratio(heard_mels, real_mels, yt, at.digits),
     }
+    if audio_judge is not None:
+        out["generation.argmax.hear_judge_acc"] = audio_judge.accuracy(strongest, yt)
+        out["generation.hear_judge_acc"] = audio_judge.accuracy(heard, yt)
+    return out
 
 
 def write_synthetic(

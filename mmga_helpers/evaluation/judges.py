@@ -153,12 +153,15 @@ def train_image_judge(run: Run, *, force: bool = False) -> Judge:
     return train_judge("image", images, labels, run.judges_dir, seed=0, epochs=4, force=force)
 
 
-def train_audio_judge(run: Run, data: Data, *, force: bool = False) -> Judge:
+def train_audio_judge(run: Run, data: Data, *, force: bool = False) -> Judge | None:
     """The FSDD judge, trained supervised on FSDD train waveforms with its own MFCC front end.
 
     Each training clip is seen twice: as recorded, and after the round trip that generated sound
     takes (unit log-mel, time normalisation undone, Griffin-Lim), so that the judge reads a digit
-    through the vocoder's artefacts too. Only real training clips go in; nothing an autoencoder made."""
+    through the vocoder's artefacts too. Only real training clips go in; nothing an autoencoder made.
+    None when ``evaluation.audio_judge_epochs`` is 0."""
+    if run.cfg.evaluation.audio_judge_epochs == 0:
+        return None
     at = data.audio_train
     front_end = run.cfg.data.fsdd.model_dump(mode="json")
 
@@ -173,6 +176,7 @@ def train_audio_judge(run: Run, data: Data, *, force: bool = False) -> Judge:
     )
 
 
-def train_judges(run: Run, data: Data, *, force: bool = False) -> tuple[Judge, Judge]:
-    """Both judges, shared by every seed of a profile; returns ``(image_judge, audio_judge)``."""
+def train_judges(run: Run, data: Data, *, force: bool = False) -> tuple[Judge, Judge | None]:
+    """Both judges, shared by every seed of a profile; returns ``(image_judge, audio_judge)`` (the
+    audio one None when the profile has none)."""
     return train_image_judge(run, force=force), train_audio_judge(run, data, force=force)

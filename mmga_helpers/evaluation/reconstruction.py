@@ -31,23 +31,26 @@ def image_reconstruction_metrics(
 
 
 def audio_reconstruction_metrics(
-    run: Run, data: Data, audio_ae: TrainedAutoencoder, audio_judge: Judge, listener: StockListener
+    run: Run, data: Data, audio_ae: TrainedAutoencoder, audio_judge: Judge | None, listener: StockListener
 ) -> dict[str, float]:
     """FSDD official test: log-mel MSE (unit scale), spectral convergence after Griffin-Lim, and the
     reconstructed clips turned back into waveforms as ``hear`` turns decoded ones (with
     ``generation.audio_contrast``) read by the FSDD judge (trained on vocoded
-    clips) and heard by the stock listener; both also on the real test clips."""
+    clips, when there is one) and heard by the stock listener; both also on the real test clips."""
     at = data.audio_test
     mel_rec = encode(audio_ae.model.autoencoder, at.x)
     waves = unit_logmel_to_waves(
         mel_rec, run.cfg, at.frames, seed=run.seed, contrast=run.cfg.generation.audio_contrast
     )
     sc = audio.spectral_convergence(at.waves, waves, run.cfg.data.fsdd)
-    return {
+    rate = run.cfg.data.fsdd.sample_rate
+    out = {
         "audio.reconstruction.mel_mse": float(((mel_rec - at.x) ** 2).mean()),
         "audio.reconstruction.spectral_convergence": float(sc.mean()),
-        "audio.reconstruction.judge_acc": audio_judge.accuracy(waves, at.digits),
-        "audio.reconstruction.asr_acc": listener.accuracy(waves, at.digits, run.cfg.data.fsdd.sample_rate),
-        "judges.audio_test_acc": audio_judge.accuracy(at.waves, at.digits),
-        "judges.audio_test_asr_acc": listener.accuracy(at.waves, at.digits, run.cfg.data.fsdd.sample_rate),
+        "audio.reconstruction.asr_acc": listener.accuracy(waves, at.digits, rate),
+        "judges.audio_test_asr_acc": listener.accuracy(at.waves, at.digits, rate),
     }
+    if audio_judge is not None:
+        out["audio.reconstruction.judge_acc"] = audio_judge.accuracy(waves, at.digits)
+        out["judges.audio_test_acc"] = audio_judge.accuracy(at.waves, at.digits)
+    return out
