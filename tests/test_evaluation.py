@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmga_helpers.core.config import config_from_dict, profile_dict
+from mmga_helpers.core.config import ConfigError, config_from_dict, profile_dict
 from mmga_helpers.core.metrics import cluster_digit_counts
 from mmga_helpers.display.views import reading_order, two_d_views
 from mmga_helpers.evaluation import baselines, driver
@@ -458,3 +458,16 @@ def test_two_d_views_keep_separated_blobs_apart(method: str) -> None:
     assert (labels[idx][d.argmin(axis=1)] == labels[idx]).mean() > 0.98
     with pytest.raises(ValueError, match="umap' or 'tsne"):
         two_d_views(x, "pca", seed=1)  # type: ignore[arg-type]
+
+
+def test_a_profile_without_an_audio_judge(tmp_path) -> None:
+    """``evaluation.audio_judge_epochs: 0``: no audio judge is trained (nothing is vocoded, the data
+    are not even read) and the audio figures are the stock listener's alone."""
+    from mmga_helpers.evaluation.judges import train_audio_judge
+
+    raw = profile_dict("quick")
+    raw["evaluation"]["audio_judge_epochs"] = 0
+    assert train_audio_judge(Run(config_from_dict(raw), seed=0, root=tmp_path), data=None) is None
+    raw["evaluation"]["audio_judge_epochs"] = -1
+    with pytest.raises(ConfigError, match="audio_judge_epochs"):
+        config_from_dict(raw)
