@@ -145,3 +145,30 @@ def test_mismatched_world_and_holdout_under_feedback(tmp_path, data) -> None:
     assert images.n_brain == run.cfg.model.clustering.n_clusters
     assert images.z_train.shape == z["image_train"].shape
     assert not np.array_equal(images.z_train, z["image_train"])  # the first pass's codes
+
+
+def test_holdout_scores_both_voice_settings_in_one_pass(tmp_path, data) -> None:
+    """With voice normalisation, ``plain`` receives the fold's score without it, from the same fold
+    model (trained once) and codes; each setting keeps its own cached fold clusters."""
+    from mmga_helpers.evaluation.holdout import speaker_holdout
+
+    run = tiny_run(tmp_path)
+    image_ae, audio_ae = train_autoencoders(run, data)
+    z = latents(run, data, image_ae, audio_ae)
+    clusters = fit_modality_clusters(run, z)
+    images = holdout_images(run, data, z, clusters, image_ae)
+    plain: dict[str, float] = {}
+    normalised = speaker_holdout(
+        run, data, clusters, speakers=["ann"], images=images, voice_normalize=True, plain=plain
+    )
+    assert set(normalised) == set(plain) == {"ann"}
+    assert all(0.0 <= v <= 1.0 for v in (*normalised.values(), *plain.values()))
+    folder = cluster_folder(run) / "loso"
+    assert {p.stem for p in folder.glob("ann*.npz")} == {"ann", "ann_voice_normalized"}
+    fold_model = run.models / "loso" / "ann" / "encoder.keras"
+    made = fold_model.stat().st_mtime_ns
+    again: dict[str, float] = {}
+    assert speaker_holdout(
+        run, data, clusters, speakers=["ann"], images=images, voice_normalize=True, plain=again
+    ) == normalised and again == plain
+    assert fold_model.stat().st_mtime_ns == made  # reused, not trained again

@@ -96,7 +96,9 @@ def holdout_fold(
 
     folder = cluster_folder(run) / "loso"
     folder.mkdir(parents=True, exist_ok=True)
-    clusterer, _ = cached_model(folder, fold.name, stamp, fit, force)
+    # each setting keeps its own cached clusters: one run computes both (the ablation)
+    name = f"{fold.name}_voice_normalized" if voice_normalize else fold.name
+    clusterer, _ = cached_model(folder, name, stamp, fit, force)
     ii, ai = train_pairs(images.digits, fold.train_digits, run.seed)
     fold_ids = np.asarray(clusterer.predict(fold.train), np.int64)
     brain = fit_brain(
@@ -162,13 +164,16 @@ def speaker_holdout(
     recalled: dict[str, tuple[NDArray, NDArray]] | None = None,
     images: HoldoutImages | None = None,
     voice_normalize: bool | None = None,
+    plain: dict[str, float] | None = None,
 ) -> dict[str, float]:
     """Leave-one-speaker-out audio -> image accuracy per speaker: the audio autoencoder is retrained
     on the other speakers' training clips (kept in ``models/seed<s>/loso/<speaker>``), so the
     held-out voice is new to every learned part. ``recalled`` receives each fold's recalled image
     clusters (see :func:`holdout_fold`), from which :func:`speaker_holdout_see` draws images.
     ``images`` (default: :func:`holdout_images`) is what held-out voices are linked to.
-    ``voice_normalize`` (default: ``evaluation.voice_normalize``) standardises codes per voice."""
+    ``voice_normalize`` (default: ``evaluation.voice_normalize``) standardises codes per voice;
+    with it on, ``plain`` (when given) receives each speaker's accuracy without it, from the same
+    fold models and codes (the ablation, in one pass)."""
     if voice_normalize is None:
         voice_normalize = run.cfg.evaluation.voice_normalize
     x, digits, spk, is_train = all_clips(data)
@@ -206,6 +211,8 @@ def speaker_holdout(
             recalled=recalled,
             voice_normalize=voice_normalize,
         )
+        if plain is not None and voice_normalize:
+            plain[speaker] = holdout_fold(run, linked, fold, algorithm=algorithm, force=force, soft=soft)
     return out
 
 
