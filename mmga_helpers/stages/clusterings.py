@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 from mmga_helpers.core.config import ClusteringConfig
 from mmga_helpers.core.io import read_json, read_npz, write_json, write_npz
 from mmga_helpers.core.stamps import array_stamp
+from mmga_helpers.learn.clusterers import MIXTURE_STARTS
 from mmga_helpers.learn.clustering import Clusterer, load_clusterer, make_clusterer
 
 if TYPE_CHECKING:
@@ -89,7 +90,9 @@ class ClusterResult:
 
 def _cluster_params(run: Run, algorithm: str) -> dict[str, Any]:
     cc = run.cfg.model.clustering
-    return {"algorithm": algorithm, "clustering": cc.model_dump(mode="json"), "seed": run.seed}
+    # the mixture's starts too: clusters fitted with fewer are refitted, not reused
+    return {"algorithm": algorithm, "clustering": cc.model_dump(mode="json"), "seed": run.seed,
+            "mixture_starts": MIXTURE_STARTS}
 
 
 def cached_clusterer(
