@@ -16,7 +16,6 @@ from mmga_helpers.core.metrics import cluster_digit_counts, cross_modal_accuracy
 from mmga_helpers.core.stamps import array_stamp
 from mmga_helpers.evaluation.judges import Judge
 from mmga_helpers.generation import LatentBank
-from mmga_helpers.learn.clusterers import MIXTURE_STARTS
 from mmga_helpers.learn.clustering import Clusterer, make_clusterer
 from mmga_helpers.learn.training import TrainedAutoencoder, train_autoencoder
 from mmga_helpers.learn.voices import VoiceNormalizer
@@ -88,9 +87,9 @@ def holdout_fold(
             fold, train=norm.transform(fold.train, fold.train_voices), held=norm.transform(fold.held)
         )
     cc = run.cfg.model.clustering
-    extra = {"algorithm": algorithm, "clustering": cc.model_dump(mode="json"), "seed": run.seed,
-             "mixture_starts": MIXTURE_STARTS}
-    stamp = array_stamp(fold.train, extra=extra)
+    stamp = array_stamp(
+        fold.train, extra={"algorithm": algorithm, "clustering": cc.model_dump(mode="json"), "seed": run.seed}
+    )
 
     def fit() -> Clusterer:
         return make_clusterer(algorithm, cc.audio_n_clusters, cc, random_state=run.seed).fit(fold.train)

@@ -87,9 +87,6 @@ class LatentKMeans(PersistentEstimator):
 _MIXTURE_ARRAYS = ("weights_", "means_", "covariances_", "precisions_cholesky_")
 
 
-MIXTURE_STARTS = 10  # UmapGMM's mixture starts
-
-
 def _fit_mixture(
     X: NDArray, n_clusters: int, covariance_type: str, n_init: int, random_state: Any
 ) -> GaussianMixture:
@@ -314,9 +311,7 @@ class UmapGMM(PersistentEstimator):
         with warnings.catch_warnings():  # no search index: new points are placed by the neighbour vote
             warnings.filterwarnings("ignore", message=".*knn_search_index.*")
             self.embedding_ = np.asarray(reducer.fit_transform(self.train_inputs_), dtype=np.float64)
-        # ten starts, the likeliest kept: from k-means starts the mixture often settles with two
-        # digits merged and one split, at a visibly lower likelihood (book/method.md)
-        self.mixture_ = _fit_mixture(self.embedding_, self.n_clusters, "full", MIXTURE_STARTS, seed)
+        self.mixture_ = _fit_mixture(self.embedding_, self.n_clusters, "full", 3, seed)
         self._build_assignment()
         self.labels_ = self.predict(X)
         return self

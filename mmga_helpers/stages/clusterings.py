@@ -18,7 +18,6 @@ from numpy.typing import NDArray
 from mmga_helpers.core.config import ClusteringConfig
 from mmga_helpers.core.io import read_json, read_npz, write_json, write_npz
 from mmga_helpers.core.stamps import array_stamp
-from mmga_helpers.learn.clusterers import MIXTURE_STARTS
 from mmga_helpers.learn.clustering import Clusterer, load_clusterer, make_clusterer
 
 if TYPE_CHECKING:
@@ -90,9 +89,7 @@ class ClusterResult:
 
 def _cluster_params(run: Run, algorithm: str) -> dict[str, Any]:
     cc = run.cfg.model.clustering
-    # the mixture's starts too: clusters fitted with fewer are refitted, not reused
-    return {"algorithm": algorithm, "clustering": cc.model_dump(mode="json"), "seed": run.seed,
-            "mixture_starts": MIXTURE_STARTS}
+    return {"algorithm": algorithm, "clustering": cc.model_dump(mode="json"), "seed": run.seed}
 
 
 def cached_clusterer(
