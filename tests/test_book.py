@@ -12,12 +12,9 @@ The same checks run on any built book with ``python tests/test_book.py outputs/q
 
 from __future__ import annotations
 
-import functools
-import http.server
 import shutil
 import sys
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from mmga_helpers.tools.book import filter_toc, metrics_markdown
+from mmga_helpers.tools.webparity import serve  # the live page's tests serve the same way
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -124,24 +122,6 @@ def test_pages_share_one_plotly_js_and_no_sources_are_copied(tmp_path: Path) -> 
 
 
 # -- the browser check ----------------------------------------------------------------------------------
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@contextmanager
-def serve(directory: Path) -> Iterator[str]:
-    handler = functools.partial(_QuietHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @contextmanager
 def chromium(profile_dir: Path) -> Iterator[object]:
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
