@@ -220,6 +220,15 @@ class LatentGMM(PersistentEstimator):
 
 
 # -- N2D: UMAP + Gaussian mixture -------------------------------------------------------------------
+def _neighbour_weights(dist: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Normalised inverse-distance weights of each point's neighbours; only the exact matches
+    count when there are any (a training point is its own only neighbour)."""
+    exact = dist <= 1e-12
+    has_exact = exact.any(axis=1, keepdims=True)
+    weights = np.where(has_exact, exact.astype(np.float64), 1.0 / np.maximum(dist, 1e-12))
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
 class UmapGMM(PersistentEstimator):
     """N2D clustering: standardize, UMAP to a few dimensions, Gaussian mixture there.
 
@@ -313,7 +322,11 @@ class UmapGMM(PersistentEstimator):
             self.embedding_ = np.asarray(reducer.fit_transform(self.train_inputs_), dtype=np.float64)
         self.mixture_ = _fit_mixture(self.embedding_, self.n_clusters, "full", 3, seed)
         self._build_assignment()
-        self.labels_ = self.predict(X)
+        if k == self.neighbors_.n_neighbors:  # the graph's search is the one predict would repeat
+            votes = self._vote(_neighbour_weights(dist), ind)
+            self.labels_ = votes.argmax(axis=1).astype(np.int64)
+        else:  # fewer points than n_neighbors: the index takes one neighbour more than the graph
+            self.labels_ = self.predict(X)
         return self
 
     def _build_assignment(self) -> None:
@@ -329,10 +342,11 @@ class UmapGMM(PersistentEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
         dist, idx = self.neighbors_.kneighbors((X - self.mean_) / self.scale_)
-        exact = dist <= 1e-12
-        has_exact = exact.any(axis=1, keepdims=True)
-        weights = np.where(has_exact, exact.astype(np.float64), 1.0 / np.maximum(dist, 1e-12))
-        return weights / weights.sum(axis=1, keepdims=True), idx
+        return _neighbour_weights(dist), idx
+
+    def _vote(self, weights: NDArray[np.float64], idx: NDArray[np.int64]) -> NDArray[np.float64]:
+        """The neighbours' mixture memberships, weighted."""
+        return np.einsum("nk,nkc->nc", weights, self.train_posteriors_[idx])
 
     def transform(self, X: ArrayLike) -> NDArray[np.float64]:
         """The kNN out-of-sample embedding described in the class docstring."""
@@ -344,8 +358,7 @@ class UmapGMM(PersistentEstimator):
 
     def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
         """The neighbours' mixture memberships, weighted as in :meth:`transform` (a vote)."""
-        weights, idx = self._neighbours(X)
-        return np.einsum("nk,nkc->nc", weights, self.train_posteriors_[idx])
+        return self._vote(*self._neighbours(X))
 
     def centre_distance(self, X: ArrayLike) -> NDArray[np.float64]:
         """Mahalanobis distance, in the UMAP embedding, of each point to its own component's mean."""
