@@ -122,22 +122,28 @@ export class Run {
     return { from, to, target, strength: strengths[target] };
   }
 
+  // one direction of the path, as MMGA takes it: encode, assign the cluster, follow one of the brain's
+  // links, draw a member of the linked cluster and decode its code; `next` continues the same draw
+  async travel(from, to, x, next, mode) {
+    const z = await this.encode(from, x);
+    const source = this.cluster(from, z);
+    const link = this.recall(`${from}_to_${to}`, source, next(), mode);
+    const member = drawMember(this.members[to], link.target, next());
+    const d = this.manifest.latent_dims[to];
+    const code = this.arrays[`${to}_bank_z`].slice(member * d, (member + 1) * d);
+    const decoded = (await this.run(`${to}_decoder`, code, 1)).data;
+    return { source, target: link.target, strength: link.strength, member, decoded };
+  }
+
   // picture {data, width, height, channels} -> {wave (Float32Array at sample_rate), ...the path}
   async hear(picture, seed, mode) {
     const t0 = performance.now();
     const next = mulberry32(seed);
     const x = prepareImage(picture, this.image);
-    const z = await this.encode("image", x);
-    const source = this.cluster("image", z);
-    const link = this.recall("image_to_audio", source, next(), mode);
-    const member = drawMember(this.members.audio, link.target, next());
-    const d = this.manifest.latent_dims.audio;
-    const code = this.arrays.audio_bank_z.slice(member * d, (member + 1) * d);
-    const unit = (await this.run("audio_decoder", code, 1)).data;
-    const frames = this.arrays.audio_bank_frames[member];
-    const wave = unitLogmelToWave(unit, this.audio, this.arrays, frames, this.generation.audio_contrast, next);
-    return { wave, normalized: x, source, target: link.target, strength: link.strength, member, seed,
-             ms: performance.now() - t0 };
+    const { decoded, ...path } = await this.travel("image", "audio", x, next, mode);
+    const frames = this.arrays.audio_bank_frames[path.member];
+    const wave = unitLogmelToWave(decoded, this.audio, this.arrays, frames, this.generation.audio_contrast, next);
+    return { wave, normalized: x, ...path, seed, ms: performance.now() - t0 };
   }
 
   // clip (Float32Array at the run's sample_rate) -> {image (Float32Array [28 * 28] in [0, 1]), ...}
@@ -145,14 +151,7 @@ export class Run {
     const t0 = performance.now();
     const next = mulberry32(seed);
     const { unit, prepared, voiced } = waveToUnitLogmel(wave, this.audio, this.arrays);
-    const z = await this.encode("audio", unit);
-    const source = this.cluster("audio", z);
-    const link = this.recall("audio_to_image", source, next(), mode);
-    const member = drawMember(this.members.image, link.target, next());
-    const d = this.manifest.latent_dims.image;
-    const code = this.arrays.image_bank_z.slice(member * d, (member + 1) * d);
-    const image = Float32Array.from((await this.run("image_decoder", code, 1)).data);
-    return { image, prepared, voiced, source, target: link.target, strength: link.strength, member, seed,
-             ms: performance.now() - t0 };
+    const { decoded, ...path } = await this.travel("audio", "image", unit, next, mode);
+    return { image: Float32Array.from(decoded), prepared, voiced, ...path, seed, ms: performance.now() - t0 };
   }
 }
