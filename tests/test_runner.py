@@ -279,3 +279,23 @@ def test_kernel_console_output_goes_to_its_log_not_the_terminal(tmp_path: Path, 
     log = (out / "01_data.kernel.log").read_text()
     assert "KERNEL-NOISE fd2" in log and "KERNEL-NOISE fd1" in log
     assert "CELL-OUTPUT" in (out / "01_data.ipynb").read_text()
+
+
+def test_the_next_notebook_starts_in_a_kernel_that_has_imported_ahead(tmp_path: Path) -> None:
+    """While a notebook runs, the next one's kernel starts and imports TensorFlow and the package; the
+    notebook then runs in it from its own first cell (execution count 1), and no kernel is left."""
+    root = tmp_path / "proj"
+    probe = "import sys\nprint(sorted(m for m in ('tensorflow', 'mmga_helpers.lab') if m in sys.modules))"
+    for name in NAMES[:2]:
+        write_step(root, name, extra_cell=probe)
+    run(root)
+    out = root / "outputs" / "quick" / "notebooks"
+    first, second = (nbformat.read(out / f"{n}.ipynb", as_version=4) for n in NAMES[:2])
+    assert first.cells[-1].outputs[0]["text"].strip() == "[]"  # a kernel of its own, nothing ahead
+    assert second.cells[-1].outputs[0]["text"].strip() == "['mmga_helpers.lab', 'tensorflow']"
+    counts = [c.execution_count for c in second.cells if c.cell_type == "code"]
+    assert counts == list(range(1, len(counts) + 1))
+    assert (out / f"{NAMES[1]}.kernel.log").is_file()
+    time.sleep(1)  # kernels are children of this process: none may outlive the run
+    left = subprocess.run(["pgrep", "-P", str(os.getpid()), "-f", "ipykernel"], capture_output=True)
+    assert left.stdout == b"", left.stdout

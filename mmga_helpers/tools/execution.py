@@ -105,22 +105,26 @@ def kernel_manager_class(log_path: Path) -> type:
 
 
 def execute_one(source: Path, output: Path, parameters: dict[str, Any], root: Path, name: str, *,
-                progress_bar: bool | dict[str, Any] = False) -> None:
+                progress_bar: bool | dict[str, Any] = False, kernel_manager: Any = None) -> None:
     """Execute ``source`` into ``output`` atomically; on a failing cell keep ``*.failed.ipynb`` and
-    raise :class:`NotebookFailed`."""
+    raise :class:`NotebookFailed`. ``kernel_manager``: a kernel already started for it (in ``root``,
+    logging to its ``.kernel.log``, :mod:`~mmga_helpers.tools.kernels`), which the caller stops."""
     import papermill as pm
 
     os.environ["MMGA_HEADLESS"] = "1"  # the kernel inherits it: no live widgets in a static book
     failed = output.with_name(f"{name}.failed.ipynb")
     params_index = check_parameters_cell(source)
     log = output.with_name(f"{name}{KERNEL_LOG_SUFFIX}")
-    log.unlink(missing_ok=True)  # this run's log only
+    if kernel_manager is None:
+        log.unlink(missing_ok=True)  # this run's log only (a started kernel is already writing it)
+        kernel = {"kernel_manager_class": kernel_manager_class(log)}
+    else:
+        kernel = {"km": kernel_manager}
     with atomic_path(output, suffix=".partial.ipynb") as tmp:
         try:
             pm.execute_notebook(
                 str(source), str(tmp), parameters=parameters, kernel_name=KERNEL_NAME, cwd=str(root),
-                progress_bar=progress_bar, log_output=False, request_save_on_cell_execute=True,
-                kernel_manager_class=kernel_manager_class(log),
+                progress_bar=progress_bar, log_output=False, request_save_on_cell_execute=True, **kernel,
             )
         except pm.PapermillExecutionError as err:
             _keep_failed(tmp, failed)

@@ -35,7 +35,14 @@ import nbformat
 from mmga_helpers.core.config import PROFILES, Config, ConfigError, load_config
 from mmga_helpers.core.io import read_json, write_json
 from mmga_helpers.core.paths import ROOT_ENV, from_root, locate
-from mmga_helpers.tools.execution import NotebookFailed, RunError, check_parameters_cell, execute_one
+from mmga_helpers.tools.execution import (
+    KERNEL_LOG_SUFFIX,
+    NotebookFailed,
+    RunError,
+    check_parameters_cell,
+    execute_one,
+)
+from mmga_helpers.tools.kernels import WarmKernel
 
 NOTEBOOKS: tuple[str, ...] = (
     "01_data",
@@ -320,12 +327,14 @@ def _run_sequence(ctx: _RunContext, todo: Sequence[str], out_dir: Path, paramete
     nb_src, present, echo, summary, force = ctx.nb_src, ctx.present, ctx.echo, ctx.summary, ctx.force
     interactive = ctx.progress and sys.stderr.isatty()
 
-    with _run_lock(out_dir):
+    warm: dict[str, WarmKernel] = {}  # the next notebook's kernel, started while one runs
+    with _run_lock(out_dir), _stopping(warm):
         for stale in out_dir.glob(".*.partial.ipynb"):  # left by a run killed with SIGKILL
             stale.unlink(missing_ok=True)
         state = read_state(out_dir)
         entries: dict[str, Any] = state["notebooks"]
         for i, name in enumerate(todo, 1):
+            kernel = warm.pop(name, None)
             src = nb_src / f"{name}.ipynb"
             dst = out_dir / f"{name}.ipynb"
             pos = present.index(name)
@@ -334,19 +343,28 @@ def _run_sequence(ctx: _RunContext, todo: Sequence[str], out_dir: Path, paramete
             entry = entries.get(name, {})
             tag = f"[{i}/{len(todo)}] {name}"
             if not force and entry.get("key") == key and entry.get("status") == "ok" and dst.is_file():
+                if kernel is not None:
+                    kernel.shutdown()
                 echo(f"{tag}: unchanged since {entry.get('finished', '?')}, skipped (--force reruns it)")
                 summary.results.append(NotebookResult(name, "skipped", 0.0, dst))
                 continue
             echo(f"{tag}: running ...")
             t0 = time.perf_counter()
             bar: bool | dict[str, Any] = {"desc": f"  {name}", "leave": False} if interactive else False
+            if i < len(todo):  # its imports run while this notebook does
+                following = todo[i]
+                warm[following] = WarmKernel(out_dir / f"{following}{KERNEL_LOG_SUFFIX}", ctx.root)
             try:
-                execute_one(src, dst, parameters, ctx.root, name, progress_bar=bar)
+                execute_one(src, dst, parameters, ctx.root, name, progress_bar=bar,
+                            kernel_manager=None if kernel is None else kernel.take())
             except NotebookFailed:
                 entries[name] = {"key": key, "status": "failed", "finished": _now(),
                                  "seconds": round(time.perf_counter() - t0, 2)}
                 write_json(out_dir / STATE_FILE, state)
                 raise
+            finally:
+                if kernel is not None:
+                    kernel.shutdown()
             seconds = time.perf_counter() - t0
             entries[name] = {"key": key, "status": "ok", "finished": _now(), "seconds": round(seconds, 2),
                              "parameters": parameters, "config_fingerprint": fingerprint}
@@ -354,6 +372,17 @@ def _run_sequence(ctx: _RunContext, todo: Sequence[str], out_dir: Path, paramete
             summary.results.append(NotebookResult(name, "ran", seconds, dst))
             elapsed = format_seconds(time.perf_counter() - ctx.start)
             echo(f"{tag}: done in {format_seconds(seconds)} (elapsed {elapsed})")
+
+
+@contextlib.contextmanager
+def _stopping(warm: dict[str, WarmKernel]) -> Iterator[None]:
+    """Stop the kernels started ahead that no notebook took (a failure, an interrupt)."""
+    try:
+        yield
+    finally:
+        for kernel in warm.values():
+            kernel.shutdown()
+        warm.clear()
 
 
 def _rel(path: Path, root: Path) -> str:

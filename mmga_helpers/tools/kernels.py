@@ -1,0 +1,58 @@
+"""A kernel started ahead: while one notebook runs, the next one's kernel starts and imports what
+every notebook imports (TensorFlow, Keras, the package, plotly), so the next notebook begins at its
+first cell instead of spending its first ten seconds on start-up.
+
+The warm kernel is an ordinary kernel of :func:`~mmga_helpers.tools.execution.kernel_manager_class`
+(its console output goes to the notebook's ``.kernel.log``), started in the run's root with the
+runner's environment; only imports run in it before the notebook, silently and outside its history.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jupyter_core.utils import run_sync
+
+from mmga_helpers.tools.execution import KERNEL_NAME, kernel_manager_class
+
+# imports only: nothing that reads the config, seeds a generator or touches a device
+PRELOAD = "\n".join((
+    "import mmga_helpers",  # first: it sets TensorFlow's environment before TensorFlow loads
+    "import numpy, pandas, plotly.express, plotly.graph_objects",
+    "import tensorflow, keras",
+    "import mmga_helpers.lab",
+))
+
+
+class WarmKernel:
+    """A started kernel, importing :data:`PRELOAD`, for the notebook whose log is ``log_path``.
+
+    Nothing here waits for the kernel: the import request is queued on its shell channel as it comes
+    up, and the caller goes on. :meth:`take` hands the kernel over; the client that sent the request
+    stays connected until then, so the request cannot be dropped on the way.
+    """
+
+    def __init__(self, log_path: Path, cwd: Path) -> None:
+        log_path.unlink(missing_ok=True)  # this run's log only
+        self.manager: Any = kernel_manager_class(log_path)(kernel_name=KERNEL_NAME)
+        run_sync(self.manager.start_kernel)(cwd=str(cwd))
+        self._client: Any = self.manager.blocking_client()
+        self._client.start_channels()
+        self._client.execute(PRELOAD, silent=True, store_history=False)
+
+    def take(self) -> Any:
+        """The kernel manager, for the notebook's own client."""
+        self._release()
+        return self.manager
+
+    def shutdown(self) -> None:
+        """Stop the kernel (the notebook's client has already let go of it)."""
+        self._release()
+        if self.manager.has_kernel:
+            run_sync(self.manager.shutdown_kernel)(now=True)
+
+    def _release(self) -> None:
+        if self._client is not None:
+            self._client.stop_channels()
+            self._client = None
