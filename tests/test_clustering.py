@@ -207,3 +207,22 @@ def test_umap_gmm_centre_distance_is_measured_in_the_embedding(umap_fit, tmp_pat
     np.testing.assert_allclose(d, _mahalanobis_reference(model.mixture_, model.transform(X)), rtol=1e-6)
     back = UmapGMM.load(model.save(tmp_path / "u.npz"))
     np.testing.assert_allclose(back.centre_distance(X), d, rtol=1e-9)
+
+
+def test_mixture_choice_keeps_the_most_even_start():
+    """``balanced`` keeps, among the same starts, the one whose clusters are the most even in size;
+    ``likeliest`` is scikit-learn's own choice over the same number of starts."""
+    from mmga_helpers.learn.clusterers import _chosen_mixture, _fit_mixture, _size_entropy
+
+    # six blobs of unequal spread for four components: the starts settle on different groupings
+    X, _ = make_blobs(n_samples=600, centers=6, cluster_std=[0.5, 0.5, 1.5, 1.5, 3.0, 3.0], random_state=3)
+    rng = np.random.RandomState(7)
+    starts = [_fit_mixture(X, 4, "full", 1, rng) for _ in range(8)]
+    entropies = [_size_entropy(g.predict(X), 4) for g in starts]
+    assert max(entropies) - min(entropies) > 0.01  # the starts do differ
+    chosen = _chosen_mixture(X, 4, 8, "balanced", 7)
+    assert _size_entropy(chosen.predict(X), 4) == pytest.approx(max(entropies))
+    likeliest = _chosen_mixture(X, 4, 8, "likeliest", 7)
+    assert likeliest.lower_bound_ >= max(g.lower_bound_ for g in starts) - 1e-9
+    with pytest.raises(ValueError, match="mixture choice"):
+        _chosen_mixture(X, 4, 2, "median", 7)

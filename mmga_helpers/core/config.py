@@ -79,6 +79,9 @@ class ClusteringConfig(_Section):
     audio_n_clusters: Annotated[int, Field(ge=2)]  # the brain's audio side may split digits by voice
     umap_n_components: Annotated[int, Field(ge=2)]
     umap_n_neighbors: Annotated[int, Field(ge=2)]
+    # umap_gmm's mixture: single k-means starts, and which is kept (the most even sizes, or the likeliest)
+    mixture_starts: Annotated[int, Field(ge=1)] = 10
+    mixture_choice: Literal["balanced", "likeliest"] = "balanced"
 
 
 class ModelConfig(_Section):

@@ -84,6 +84,7 @@ class LatentKMeans(PersistentEstimator):
 
 
 # -- Gaussian mixture -------------------------------------------------------------------------------
+MIXTURE_CHOICES = ("balanced", "likeliest")
 _MIXTURE_ARRAYS = ("weights_", "means_", "covariances_", "precisions_cholesky_")
 
 
@@ -98,6 +99,35 @@ def _fit_mixture(
         random_state=random_state,
     )
     return gm.fit(X)
+
+
+def _size_entropy(labels: NDArray[np.int64], n_clusters: int) -> float:
+    """Entropy of the clusters' shares of the points: largest when every cluster is the same size."""
+    share = np.bincount(labels, minlength=n_clusters) / len(labels)
+    share = share[share > 0]
+    return float(-(share * np.log(share)).sum())
+
+
+def _chosen_mixture(
+    X: NDArray, n_clusters: int, n_starts: int, choice: str, seed: int | None
+) -> GaussianMixture:
+    """The mixture kept from ``n_starts`` single k-means starts: the likeliest, or (``"balanced"``)
+    the one whose hard clusters are the most even in size, likelihood breaking ties. A start that
+    merges two categories and splits a third leaves one cluster double and two half: its sizes are
+    uneven, while its likelihood can be the higher one (book/method.md)."""
+    if choice == "likeliest":
+        return _fit_mixture(X, n_clusters, "full", n_starts, seed)
+    if choice != "balanced":
+        raise ValueError(f"unknown mixture choice {choice!r}; allowed: {', '.join(MIXTURE_CHOICES)}")
+    rng = np.random.RandomState(seed)  # one stream through every start: repeatable from the seed
+    best, best_key = None, (-np.inf, -np.inf)
+    for _ in range(n_starts):
+        gm = _fit_mixture(X, n_clusters, "full", 1, rng)
+        key = (round(_size_entropy(gm.predict(X), n_clusters), 6), float(gm.lower_bound_))
+        if key > best_key:
+            best, best_key = gm, key
+    assert best is not None  # n_starts >= 1
+    return best
 
 
 def _mixture_state(gm: GaussianMixture, prefix: str = "mixture.") -> dict[str, NDArray]:
@@ -254,6 +284,11 @@ class UmapGMM(PersistentEstimator):
         UMAP's neighbourhood size, and the number of training points that place a new point.
     min_dist : float, default=0.0
         UMAP's minimum distance between embedded points (0 packs clusters tightly).
+    mixture_starts : int, default=10
+        Single k-means starts of the mixture fitted in the embedding.
+    mixture_choice : {"balanced", "likeliest"}, default="balanced"
+        Which start is kept: the one with the most even cluster sizes (likelihood breaking ties),
+        or the likeliest.
     random_state : int, numpy Generator or None, default=None
         Seed of the initialisations; an int makes fits repeatable.
 
@@ -281,12 +316,16 @@ class UmapGMM(PersistentEstimator):
         n_components: int = 10,
         n_neighbors: int = 15,
         min_dist: float = 0.0,
+        mixture_starts: int = 10,
+        mixture_choice: str = "balanced",
         random_state: Any = None,
     ) -> None:
         self.n_clusters = n_clusters
         self.n_components = n_components
         self.n_neighbors = n_neighbors
         self.min_dist = min_dist
+        self.mixture_starts = mixture_starts
+        self.mixture_choice = mixture_choice
         self.random_state = random_state
 
     def fit(self, X: ArrayLike, y: None = None) -> Self:
@@ -320,7 +359,9 @@ class UmapGMM(PersistentEstimator):
         with warnings.catch_warnings():  # no search index: new points are placed by the neighbour vote
             warnings.filterwarnings("ignore", message=".*knn_search_index.*")
             self.embedding_ = np.asarray(reducer.fit_transform(self.train_inputs_), dtype=np.float64)
-        self.mixture_ = _fit_mixture(self.embedding_, self.n_clusters, "full", 3, seed)
+        self.mixture_ = _chosen_mixture(
+            self.embedding_, self.n_clusters, self.mixture_starts, self.mixture_choice, seed
+        )
         self._build_assignment()
         if k == self.neighbors_.n_neighbors:  # the graph's search is the one predict would repeat
             votes = self._vote(_neighbour_weights(dist), ind)

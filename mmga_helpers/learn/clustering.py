@@ -41,6 +41,8 @@ def make_clusterer(
             n_clusters=n_clusters,
             n_components=cfg.umap_n_components,
             n_neighbors=cfg.umap_n_neighbors,
+            mixture_starts=cfg.mixture_starts,
+            mixture_choice=cfg.mixture_choice,
             random_state=random_state,
         )
     raise ValueError(f"unknown clustering algorithm {algorithm!r}; allowed: {', '.join(ALGORITHMS)}")
