@@ -307,17 +307,30 @@ def _jupyter_book() -> str:
     return found
 
 
-def refresh_web_export(run_dir: Path, echo: Callable[[str], None]) -> bool:
-    """``mmga export-web`` of a finished run, in a process of its own (this one, and Sphinx's, stay
-    free of TensorFlow); whether ``<run>/web`` is now up to date. A failure is one line, and the
-    book is then built without the export."""
+def start_web_export(run_dir: Path) -> subprocess.Popen[str] | None:
+    """``mmga export-web`` of a finished run started in a process of its own (this one, and
+    Sphinx's, stay free of TensorFlow), so that it runs while the book builds; None when ``run_dir``
+    is not a finished run."""
     if not (run_dir / "mmga.json").is_file():
-        return False
+        return None
     cmd = [sys.executable, "-m", "mmga_helpers.tools.webexport", str(run_dir)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    last = (proc.stdout.strip().splitlines() or proc.stderr.strip().splitlines() or ["no output"])[-1]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish_web_export(proc: subprocess.Popen[str] | None, echo: Callable[[str], None]) -> bool:
+    """Whether the export started by :func:`start_web_export` brought ``<run>/web`` up to date. A
+    failure is one line, and the book is then built without the export."""
+    if proc is None:
+        return False
+    out, err = proc.communicate()
+    last = (out.strip().splitlines() or err.strip().splitlines() or ["no output"])[-1]
     echo(last if proc.returncode == 0 else f"web export left out of the book: {last}")
     return proc.returncode == 0
+
+
+def refresh_web_export(run_dir: Path, echo: Callable[[str], None]) -> bool:
+    """Export a finished run for the live page and wait for it (:func:`start_web_export`)."""
+    return finish_web_export(start_web_export(run_dir), echo)
 
 
 def build_book(
@@ -356,12 +369,15 @@ def build_book(
     names = ", ".join(p.stem for p in notebooks) or "-"
     echo(f"building the book from {len(notebooks)} notebook(s): {names}")
 
-    web_ok = refresh_web_export(run_dir, echo)
     partial = out.with_name(f".{out.name}.partial")
     if partial.exists():
         shutil.rmtree(partial)
     cmd = [_jupyter_book(), "build", str(src), "--path-output", str(partial), "-W", "--keep-going", "--all"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    export = start_web_export(run_dir)  # the two are independent: one core each
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    finally:
+        web_ok = finish_web_export(export, echo)
     log = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)  # no terminal colours in messages
     partial.mkdir(parents=True, exist_ok=True)
     atomic_write_text(partial / "build.log", log)
