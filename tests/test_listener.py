@@ -65,3 +65,28 @@ def test_worker_processes_read_as_this_process_does(listener, test_clips) -> Non
     alone = listener._read(many, 8000)
     np.testing.assert_array_equal(listener.read(many, 8000), alone)
     assert (alone[60::62] == NOT_HEARD).all() and (alone[61::62] == NOT_HEARD).all()
+
+
+def test_a_cached_listener_decodes_each_clip_once(test_clips, tmp_path, monkeypatch) -> None:
+    """With a cache file, readings are kept by the clip's content: a clip heard before (by this
+    listener or another one on the same file) is not decoded again, and reads the same."""
+    waves, _ = test_clips
+    cache = tmp_path / "listener.npz"
+    first = StockListener(cache=cache)
+    expected = first.read(waves[:6])
+    reference = StockListener().read(waves[:8])  # no cache
+    np.testing.assert_array_equal(expected, reference[:6])
+    decoded: list[int] = []
+    original = StockListener._read_all
+
+    def counting(self, clips, rate):
+        decoded.append(len(clips))
+        return original(self, clips, rate)
+
+    monkeypatch.setattr(StockListener, "_read_all", counting)
+    again = StockListener(cache=cache).read([waves[i] for i in (5, 0, 3, 6, 7)])
+    np.testing.assert_array_equal(again[:3], expected[[5, 0, 3]])
+    assert decoded == [2]  # only clips 6 and 7 were new
+    np.testing.assert_array_equal(again[3:], reference[6:8])
+    assert StockListener(cache=cache).read(waves[:8], 16000).shape == (8,)  # another rate: new clips
+    assert decoded == [2, 8]

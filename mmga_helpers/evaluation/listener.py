@@ -12,11 +12,14 @@ depends on the clip before it; every clip is therefore decoded twice in a row an
 reading kept, which depends on that clip alone (the same digits whatever the order of the clips).
 The C decoder takes one utterance at a time and holds Python's lock, hence the loop over clips;
 long lists are shared out among worker processes, one decoder each (the readings do not depend on
-the order, so they are the same).
+the order, so they are the same). Since a reading depends on the clip alone, a listener given a
+``cache`` file keeps its readings by the clip's content (sha256 of its samples and rate) and
+decodes only clips it has not heard: the real test clips are heard once per run, not per notebook.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -29,6 +32,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from pocketsphinx import Decoder
 from scipy.signal import resample_poly
+
+from mmga_helpers.core.io import read_npz, write_npz
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 SAMPLE_RATE = 16_000  # the rate of the stock acoustic model
@@ -43,13 +48,15 @@ class StockListener:
     """PocketSphinx (stock en-us model) restricted to the ten digit words.
 
     ``read`` gives the digit heard in each clip, or ``NOT_HEARD`` (-1) for a silent clip;
-    ``accuracy`` the share of clips heard as the given digit.
+    ``accuracy`` the share of clips heard as the given digit. ``cache``: an ``.npz`` file of
+    readings by clip content, read and extended by ``read`` (written atomically).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, cache: str | Path | None = None) -> None:
         self._decoder = Decoder(samprate=SAMPLE_RATE, loglevel="FATAL")
         self._decoder.add_jsgf_string("digits", GRAMMAR)
         self._decoder.activate_search("digits")
+        self.cache = None if cache is None else Path(cache)
 
     def _decode(self, pcm: bytes) -> int:
         d = self._decoder
@@ -66,6 +73,22 @@ class StockListener:
         """The digit heard in each clip (1-D float waves in [-1, 1] at ``sample_rate``)."""
         if sample_rate <= 0:
             raise ValueError(f"sample_rate must be positive; got {sample_rate}")
+        if self.cache is None:
+            return self._read_all(waves, sample_rate)
+        keys = np.array([_clip_key(w, sample_rate) for w in waves], dtype="S32")
+        heard: dict[bytes, int] = {}
+        if self.cache.is_file():
+            known = read_npz(self.cache)
+            heard = dict(zip(known["keys"].tolist(), known["digits"].tolist(), strict=True))
+        new = [i for i, k in enumerate(keys.tolist()) if k not in heard]
+        if new:
+            digits = self._read_all([waves[i] for i in new], sample_rate)
+            heard.update(zip(keys[new].tolist(), digits.tolist(), strict=True))
+            write_npz(self.cache, keys=np.array(list(heard), dtype="S32"),
+                      digits=np.array(list(heard.values()), np.int64))
+        return np.array([heard[k] for k in keys.tolist()], np.int64)
+
+    def _read_all(self, waves: Sequence[ArrayLike] | NDArray, sample_rate: int) -> NDArray[np.int64]:
         workers = min(len(os.sched_getaffinity(0)), 4, len(waves) // (POOL_FROM // 2))
         if workers < 2:
             return self._read(waves, sample_rate)
@@ -111,6 +134,12 @@ class StockListener:
             raise ValueError(f"{len(waves)} clips but {len(digits)} digits")
         return float((self.read(waves, sample_rate) == digits).mean()) if len(digits) else float("nan")
 
+
+def _clip_key(wave: ArrayLike, sample_rate: int) -> bytes:
+    """sha256 of a clip's float32 samples and its rate: what its reading depends on."""
+    digest = hashlib.sha256(np.ascontiguousarray(np.asarray(wave, np.float32).ravel()).tobytes())
+    digest.update(int(sample_rate).to_bytes(8, "little"))
+    return digest.digest()
 
 
 def _main(src: str, dst: str) -> None:
