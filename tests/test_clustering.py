@@ -226,3 +226,5 @@ def test_mixture_choice_keeps_the_most_even_start():
     assert likeliest.lower_bound_ >= max(g.lower_bound_ for g in starts) - 1e-9
     with pytest.raises(ValueError, match="mixture choice"):
         _chosen_mixture(X, 4, 2, "median", 7)
+    with pytest.raises(ValueError, match="mixture_starts must be at least 1"):
+        UmapGMM(n_clusters=4, n_components=2, mixture_starts=0).fit(X)

@@ -115,6 +115,8 @@ def _chosen_mixture(
     the one whose hard clusters are the most even in size, likelihood breaking ties. A start that
     merges two categories and splits a third leaves one cluster double and two half: its sizes are
     uneven, while its likelihood can be the higher one (book/method.md)."""
+    if n_starts < 1:
+        raise ValueError(f"mixture_starts must be at least 1; got {n_starts}")
     if choice == "likeliest":
         return _fit_mixture(X, n_clusters, "full", n_starts, seed)
     if choice != "balanced":
@@ -126,7 +128,7 @@ def _chosen_mixture(
         key = (round(_size_entropy(gm.predict(X), n_clusters), 6), float(gm.lower_bound_))
         if key > best_key:
             best, best_key = gm, key
-    assert best is not None  # n_starts >= 1
+    assert best is not None  # at least one start was fitted
     return best
 
 
