@@ -299,3 +299,15 @@ def test_the_next_notebook_starts_in_a_kernel_that_has_imported_ahead(tmp_path: 
     time.sleep(1)  # kernels are children of this process: none may outlive the run
     left = subprocess.run(["pgrep", "-P", str(os.getpid()), "-f", "ipykernel"], capture_output=True)
     assert left.stdout == b"", left.stdout
+
+
+def test_a_kernel_that_cannot_start_ahead_costs_only_the_head_start(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Starting the next kernel ahead is an optimisation: when it fails, each notebook starts its own."""
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("no kernel ahead")
+
+    monkeypatch.setattr(runner, "WarmKernel", refuse)
+    assert run(project).ran == list(NAMES)

@@ -36,10 +36,15 @@ class WarmKernel:
     def __init__(self, log_path: Path, cwd: Path) -> None:
         log_path.unlink(missing_ok=True)  # this run's log only
         self.manager: Any = kernel_manager_class(log_path)(kernel_name=KERNEL_NAME)
+        self._client: Any = None
         run_sync(self.manager.start_kernel)(cwd=str(cwd))
-        self._client: Any = self.manager.blocking_client()
-        self._client.start_channels()
-        self._client.execute(PRELOAD, silent=True, store_history=False)
+        try:
+            self._client = self.manager.blocking_client()
+            self._client.start_channels()
+            self._client.execute(PRELOAD, silent=True, store_history=False)
+        except BaseException:
+            self.shutdown()  # a kernel that cannot be reached is not left running
+            raise
 
     def take(self) -> Any:
         """The kernel manager, for the notebook's own client."""

@@ -353,7 +353,9 @@ def _run_sequence(ctx: _RunContext, todo: Sequence[str], out_dir: Path, paramete
             bar: bool | dict[str, Any] = {"desc": f"  {name}", "leave": False} if interactive else False
             if i < len(todo):  # its imports run while this notebook does
                 following = todo[i]
-                warm[following] = WarmKernel(out_dir / f"{following}{KERNEL_LOG_SUFFIX}", ctx.root)
+                with contextlib.suppress(Exception):  # no head start: that notebook starts its own kernel,
+                    # and a kernel that cannot start is then reported as its failure (execute_one)
+                    warm[following] = WarmKernel(out_dir / f"{following}{KERNEL_LOG_SUFFIX}", ctx.root)
             try:
                 execute_one(src, dst, parameters, ctx.root, name, progress_bar=bar,
                             kernel_manager=None if kernel is None else kernel.take())
