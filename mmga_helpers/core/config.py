@@ -82,6 +82,14 @@ class ClusteringConfig(_Section):
     # umap_gmm's mixture: single k-means starts, and which is kept (the most even sizes, or the likeliest)
     mixture_starts: Annotated[int, Field(ge=1)] = 10
     mixture_choice: Literal["balanced", "likeliest"] = "balanced"
+    # how many clusters of one modality the other's convergence head learns (None: n_clusters); more
+    # than n_clusters keeps a merge of two digits in one modality from being taught to the other
+    convergence_clusters: Annotated[int, Field(ge=2)] | None = None
+
+    @property
+    def taught_clusters(self) -> int:
+        """The number of partner clusters a convergence head learns."""
+        return self.convergence_clusters or self.n_clusters
 
 
 class ModelConfig(_Section):

@@ -19,7 +19,7 @@ from mmga_helpers.generation import LatentBank
 from mmga_helpers.learn.clustering import Clusterer, make_clusterer
 from mmga_helpers.learn.training import TrainedAutoencoder, train_autoencoder
 from mmga_helpers.learn.voices import VoiceNormalizer
-from mmga_helpers.stages.autoencoders import unimodal_image_side
+from mmga_helpers.stages.autoencoders import image_train_clusters, unimodal_image_side
 from mmga_helpers.stages.clusterings import ClusterResult, cached_model, cluster_folder, image_clusterer
 from mmga_helpers.stages.linking import fit_brain, posteriors_of, recall
 from mmga_helpers.stages.run import Data, Run
@@ -141,7 +141,7 @@ def holdout_images(
         decoder = None if image_ae is None else image_ae.model.decoder
         zt = z.get("image_train")
         return HoldoutImages(
-            clusters.ids["image_train"],
+            image_train_clusters(run, data),
             clusters.ids["image_brain_train"],
             clusters.n_image_brain,
             zt,
@@ -150,7 +150,8 @@ def holdout_images(
         )
     unimodal, zu, ids = unimodal_image_side(run, data)
     distance = image_clusterer(run, zu, unimodal=True).centre_distance(zu)
-    return HoldoutImages(ids, ids, run.cfg.model.clustering.n_clusters, zu, unimodal.model.decoder, distance)
+    n = run.cfg.model.clustering.n_clusters
+    return HoldoutImages(image_train_clusters(run, data), ids, n, zu, unimodal.model.decoder, distance)
 
 
 def speaker_holdout(

@@ -71,14 +71,8 @@ def mismatched_world(
     co-occurrence."""
     tag = mismatch_tag()
     feedback = run.image_feedback
-    # the audio head learns the unimodal image clusters (image_train_clusters) under feedback
-    ae = train_audio_autoencoder(
-        run,
-        data,
-        force=force,
-        mismatch_fraction=MISMATCH_FRACTION,
-        image_ids_train=None if feedback else clusters.ids["image_train"],
-    )
+    # the audio head learns the image clusters it learns in the clean world (image_train_clusters)
+    ae = train_audio_autoencoder(run, data, force=force, mismatch_fraction=MISMATCH_FRACTION)
     zn = dict(z)
     for split in ("train", "test"):
         zn[f"audio_{split}"] = encode(ae.model.encoder, getattr(data, f"audio_{split}").x)

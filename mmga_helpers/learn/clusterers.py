@@ -372,6 +372,32 @@ class UmapGMM(PersistentEstimator):
             self.labels_ = self.predict(X)
         return self
 
+    def with_clusters(
+        self, n_clusters: int, mixture_starts: int | None = None, mixture_choice: str | None = None
+    ) -> UmapGMM:
+        """A clustering of the same inputs into ``n_clusters``: a new mixture on this fit's UMAP
+        embedding, without fitting UMAP again (the same seed would give the same embedding). The
+        finer clusterings of a modality (the brain's audio side, the clusters a partner's
+        convergence head learns) share the embedding of its ``n_clusters`` clustering.
+        ``mixture_starts`` and ``mixture_choice`` default to this model's."""
+        check_is_fitted(self)
+        params = {**self.get_params(), "n_clusters": n_clusters}
+        if mixture_starts is not None:
+            params["mixture_starts"] = mixture_starts
+        if mixture_choice is not None:
+            params["mixture_choice"] = mixture_choice
+        other = type(self)(**params)
+        for name in ("n_features_in_", "mean_", "scale_", "train_inputs_", "embedding_"):
+            setattr(other, name, getattr(self, name))
+        seed = seed_for(self.random_state)
+        other.mixture_ = _chosen_mixture(
+            self.embedding_, n_clusters, other.mixture_starts, other.mixture_choice, seed
+        )
+        other._build_assignment()
+        dist, ind = other.neighbors_.kneighbors(other.train_inputs_)  # the graph fit() votes with
+        other.labels_ = other._vote(_neighbour_weights(dist), ind).argmax(axis=1).astype(np.int64)
+        return other
+
     def _build_assignment(self) -> None:
         """What placing new points needs, derived from the stored state after a fit or a load:
         the neighbour index over the training inputs and each training point's memberships."""
@@ -414,3 +440,12 @@ class UmapGMM(PersistentEstimator):
         super()._set_state(arrays)
         self.mixture_ = _mixture_from_state(arrays, "full", self.n_components)
         self._build_assignment()
+
+
+def compile_umap() -> None:
+    """Fit :class:`UmapGMM` once on a few hundred made-up points. Numba compiles UMAP's kernels at
+    a process's first fit (seconds) and keeps them for the process: a kernel started ahead of a
+    notebook that clusters calls this, so the notebook's first clustering does not wait for it.
+    Nothing global is seeded; later fits give what they would have given anyway."""
+    points = np.random.default_rng(0).normal(size=(300, 8))
+    UmapGMM(n_clusters=2, mixture_starts=1, random_state=0).fit(points)

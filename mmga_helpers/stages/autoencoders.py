@@ -16,7 +16,7 @@ from mmga_helpers.core.inference import encode
 from mmga_helpers.core.io import read_npz, write_npz
 from mmga_helpers.core.stamps import data_fingerprint, json_stamp
 from mmga_helpers.learn.training import TrainedAutoencoder, train_autoencoder
-from mmga_helpers.stages.clusterings import cached_clusterer, image_clusterer
+from mmga_helpers.stages.clusterings import cached_clusterer, image_clusterer, taught_clusterer
 from mmga_helpers.stages.run import Data, Run
 from mmga_helpers.stages.world import convergence_targets, mismatch_tag
 
@@ -81,20 +81,26 @@ def unimodal_image_side(run: Run, data: Data) -> tuple[TrainedAutoencoder, np.nd
 
 
 def image_train_clusters(run: Run, data: Data) -> np.ndarray:
-    """Cluster ids of the MNIST training images on the unimodal image autoencoder's codes
-    (:func:`unimodal_image_side`): what the audio encoder's convergence head learns."""
-    return unimodal_image_side(run, data)[2]
+    """What the audio encoder's convergence head learns: the cluster ids of the MNIST training
+    images on the unimodal image autoencoder's codes (:func:`unimodal_image_side`), in
+    ``model.clustering.convergence_clusters`` clusters (:func:`taught_clusterer`)."""
+    _, z, _ = unimodal_image_side(run, data)
+    unimodal = run.image_feedback
+    base = image_clusterer(run, z, unimodal=unimodal)
+    taught = taught_clusterer(run, "image_unimodal" if unimodal else "image", z, base)
+    return np.asarray(taught.labels_, np.int64)
 
 
 def audio_train_clusters(run: Run, data: Data, mismatch_fraction: float = 0.0) -> np.ndarray:
-    """Cluster ids (``n_clusters``, the clustering stage's audio clusterer) of the FSDD training
-    clips on this seed's audio autoencoder (the mismatched world's, for ``mismatch_fraction > 0``):
-    what the image encoder's convergence head learns."""
+    """What the image encoder's convergence head learns: the cluster ids of the FSDD training clips
+    on this seed's audio autoencoder (the mismatched world's, for ``mismatch_fraction > 0``), in
+    ``model.clustering.convergence_clusters`` clusters on the embedding of the clustering stage's
+    audio clusterer."""
     ae = train_audio_autoencoder(run, data, mismatch_fraction=mismatch_fraction)
     z = encode(ae.model.encoder, data.audio_train.x)
     name = f"{mismatch_tag(mismatch_fraction)}_audio" if mismatch_fraction else "audio"
-    clusterer, _ = cached_clusterer(run, name, z, run.cfg.model.clustering.n_clusters)
-    return np.asarray(clusterer.labels_, np.int64)  # == predict(z) on its own training codes
+    base, _ = cached_clusterer(run, name, z, run.cfg.model.clustering.n_clusters)
+    return np.asarray(taught_clusterer(run, name, z, base).labels_, np.int64)  # == predict(z)
 
 
 def image_convergence_targets(

@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 from mmga_helpers.core.config import ClusteringConfig
 from mmga_helpers.core.io import read_json, read_npz, write_json, write_npz
 from mmga_helpers.core.stamps import array_stamp
+from mmga_helpers.learn.clusterers import UmapGMM
 from mmga_helpers.learn.clustering import Clusterer, load_clusterer, make_clusterer
 
 if TYPE_CHECKING:
@@ -116,6 +117,33 @@ def cached_clusterer(
     return cached_model(folder, name, stamp, fit, force)
 
 
+def finer_fit(
+    run: Run, base: Clusterer, x: NDArray, k: int, algorithm: str, **mixture: Any
+) -> Callable[[], Clusterer]:
+    """How to fit ``k`` clusters of the codes ``x`` that ``base`` (of ``algorithm``) clustered: for
+    UMAP+GMM a new mixture on ``base``'s embedding
+    (:meth:`~mmga_helpers.learn.clusterers.UmapGMM.with_clusters`; ``mixture`` overrides its
+    starts and choice), otherwise a fit of the same algorithm."""
+    if isinstance(base, UmapGMM):
+        return lambda: base.with_clusters(k, **mixture)
+    cc = run.cfg.model.clustering
+    return lambda: make_clusterer(algorithm, k, cc, random_state=run.seed).fit(x)
+
+
+def taught_clusterer(run: Run, name: str, x: NDArray, base: Clusterer, *, force: bool = False) -> Clusterer:
+    """The clusters of the codes ``x`` that the partner modality's convergence head learns:
+    ``base`` (the ``n_clusters`` clustering of ``x``, saved as ``name``) itself, or with
+    ``model.clustering.convergence_clusters`` above it, a finer clustering ``<name>_taught`` on the
+    same embedding. Finer clusters are purer: when ``base`` merges two digits, the partner is not
+    taught to merge them too. One start of the mixture: their sizes need not be even."""
+    cc = run.cfg.model.clustering
+    k = cc.taught_clusters
+    if k == cc.n_clusters:
+        return base
+    fit = finer_fit(run, base, x, k, cc.algorithm, mixture_starts=1, mixture_choice="likeliest")
+    return cached_clusterer(run, f"{name}_taught", x, k, force=force, fit=fit)[0]
+
+
 def image_clusterer(
     run: Run, z_image_train: NDArray, *, force: bool = False, unimodal: bool = False
 ) -> Clusterer:
@@ -164,6 +192,8 @@ def fit_modality_clusters(
             # no over-clustering: the brain links the image clusters themselves; the copy under
             # this name keeps image_brain.npz (read by generation) in step with them
             fit = lambda: models["image"]  # noqa: E731
+        elif name.endswith("_brain"):  # the modality's over-clustering, on its clustering's embedding
+            fit = finer_fit(run, models[name.split("_")[0]], z[split], k, algo)
         models[name], was = cached_clusterer(
             run, prefix + name, z[split], k, force=force, algorithm=algo, fit=fit
         )

@@ -52,12 +52,12 @@ def convergence_targets(
 ) -> NDArray[np.float32]:
     """What an encoder's convergence head learns, over the same pairs the brain is fitted on. For
     the audio encoder (``learner="audio"``): for each training clip, the distribution of the image
-    clusters (``partner_ids_train``, one per training image) of the images it co-occurred with; for
-    the image encoder, for each training image, that of the audio clusters (one per training clip)
-    of the clips it was heard with. The partner clusters are unsupervised; the digits only decide
-    what co-occurs."""
+    clusters (``partner_ids_train``, one per training image, ``convergence_clusters`` of them) of
+    the images it co-occurred with; for the image encoder, for each training image, that of the
+    audio clusters (one per training clip) of the clips it was heard with. The partner clusters
+    are unsupervised; the digits only decide what co-occurs."""
     ii, ai = train_pairs(image_digits, audio_digits, run.seed, mismatch_fraction)
-    k = run.cfg.model.clustering.n_clusters
+    k = run.cfg.model.clustering.taught_clusters
     partner = np.asarray(partner_ids_train)
     if learner == "audio":
         return cooccurrence_targets(partner[ii], ai, len(np.asarray(audio_digits)), k)

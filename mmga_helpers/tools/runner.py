@@ -42,7 +42,7 @@ from mmga_helpers.tools.execution import (
     check_parameters_cell,
     execute_one,
 )
-from mmga_helpers.tools.kernels import WarmKernel
+from mmga_helpers.tools.kernels import WarmKernel, warm_ups
 
 NOTEBOOKS: tuple[str, ...] = (
     "01_data",
@@ -355,7 +355,8 @@ def _run_sequence(ctx: _RunContext, todo: Sequence[str], out_dir: Path, paramete
                 following = todo[i]
                 with contextlib.suppress(Exception):  # no head start: that notebook starts its own kernel,
                     # and a kernel that cannot start is then reported as its failure (execute_one)
-                    warm[following] = WarmKernel(out_dir / f"{following}{KERNEL_LOG_SUFFIX}", ctx.root)
+                    log = out_dir / f"{following}{KERNEL_LOG_SUFFIX}"
+                    warm[following] = WarmKernel(log, ctx.root, warm_ups(nb_src / f"{following}.ipynb"))
             try:
                 execute_one(src, dst, parameters, ctx.root, name, progress_bar=bar,
                             kernel_manager=None if kernel is None else kernel.take())
