@@ -12,7 +12,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from mmga_helpers.core.config import load_config
 from mmga_helpers.core.metrics import cluster_acc
-from mmga_helpers.learn.clusterers import LatentGMM, LatentKMeans, UmapGMM
+from mmga_helpers.learn.clusterers import LatentGMM, LatentKMeans, UmapGMM, compile_umap
 from mmga_helpers.learn.clustering import JointClustering, load_clusterer, make_clusterer
 from mmga_helpers.learn.persistence import read_model
 
@@ -228,3 +228,30 @@ def test_mixture_choice_keeps_the_most_even_start():
         _chosen_mixture(X, 4, 2, "median", 7)
     with pytest.raises(ValueError, match="mixture_starts must be at least 1"):
         UmapGMM(n_clusters=4, n_components=2, mixture_starts=0).fit(X)
+
+
+def test_with_clusters_is_a_fit_of_that_many_clusters_without_a_second_umap(umap_fit, tmp_path: Path):
+    """A finer clustering on the same embedding gives what a fresh fit with that many clusters
+    gives (the same seed makes the same embedding), and saves and loads like one."""
+    model, X, y = umap_fit
+    finer = model.with_clusters(8)
+    fresh = UmapGMM(n_clusters=8, n_neighbors=15, random_state=0).fit(X)
+    assert finer.embedding_ is model.embedding_  # shared, not recomputed
+    np.testing.assert_array_equal(finer.labels_, fresh.labels_)
+    np.testing.assert_array_equal(finer.predict(X[:50] + 0.1), fresh.predict(X[:50] + 0.1))
+    back = UmapGMM.load(finer.save(tmp_path / "finer.npz"))
+    np.testing.assert_array_equal(back.predict(X), finer.labels_)
+    assert model.n_clusters == 5 and len(np.unique(model.labels_)) == 5  # the base is untouched
+    # finer clusters are purer: each of the 8 lies (almost) inside one blob
+    counts = np.zeros((8, 5))
+    np.add.at(counts, (finer.labels_, y), 1)
+    assert counts.max(axis=1).sum() / len(y) > 0.95
+    one = model.with_clusters(8, mixture_starts=1, mixture_choice="likeliest")
+    assert one.mixture_starts == 1 and one.mixture_choice == "likeliest"
+
+
+def test_compile_umap_leaves_later_fits_unchanged(umap_fit):
+    model, X, _ = umap_fit
+    compile_umap()
+    again = UmapGMM(n_clusters=5, n_neighbors=15, random_state=0).fit(X)
+    np.testing.assert_array_equal(again.labels_, model.labels_)

@@ -15,6 +15,7 @@ from mmga_helpers.evaluation.holdout import holdout_images
 from mmga_helpers.evaluation.robustness import mismatched_world
 from mmga_helpers.modalities.features import AudioSet
 from mmga_helpers.stages.autoencoders import (
+    audio_convergence_targets,
     audio_train_clusters,
     image_convergence_targets,
     image_train_clusters,
@@ -30,8 +31,9 @@ from mmga_helpers.stages.world import convergence_targets
 SPEAKERS = ("ann", "bob", "cid", "dee", "eve", "fay")
 
 
-def tiny_run(root: Path, image_weight: float = 1.0) -> Run:
+def tiny_run(root: Path, image_weight: float = 1.0, taught: int | None = 30) -> Run:
     raw = profile_dict("quick")
+    raw["model"]["clustering"]["convergence_clusters"] = taught
     for section, layers in (("image_autoencoder", [4]), ("audio_autoencoder", [4])):
         raw["model"][section].update(
             encoder_layers=layers, decoder_layers=layers, latent_dim=4, epochs=1, batch_size=64
@@ -72,7 +74,7 @@ def data() -> Data:
 def test_image_targets_are_the_audio_clusters_of_the_paired_clips(tmp_path) -> None:
     """Row ``i`` is the distribution of the audio clusters of the clips image ``i`` was paired with;
     an image in no pair has a row of zeros (it adds nothing to the cross-entropy)."""
-    run = tiny_run(tmp_path)
+    run = tiny_run(tmp_path, taught=None)  # the heads learn the partner's n_clusters clusters
     img_digits = np.repeat(np.arange(10), 30)
     aud_digits = np.repeat(np.arange(10), 6)
     audio_ids = (aud_digits + 3) % 10  # a cluster per digit, under other names
@@ -115,6 +117,21 @@ def test_feedback_trains_the_image_side_twice(tmp_path, data) -> None:
     np.testing.assert_array_equal(targets, expected)
     # a second call reuses everything
     assert train_image_autoencoder(run, data).reused
+
+
+def test_heads_learn_finer_partner_clusters_on_the_same_codes(tmp_path, data) -> None:
+    """With ``convergence_clusters`` above ``n_clusters`` each head learns that many partner
+    clusters (``<name>_taught``), fitted on the very codes of the modality's own clustering."""
+    run = tiny_run(tmp_path, taught=30)
+    train_image_autoencoder(run, data)
+    folder = cluster_folder(run)
+    for name in ("image_unimodal", "audio"):
+        assert (folder / f"{name}_taught.npz").is_file()
+    image_ids, audio_ids = image_train_clusters(run, data), audio_train_clusters(run, data)
+    assert image_ids.shape == (600,) and audio_ids.shape == (240,)
+    assert 10 < len(np.unique(image_ids)) <= 30 and 10 < len(np.unique(audio_ids)) <= 30
+    assert image_convergence_targets(run, data).shape == (600, 30)
+    assert audio_convergence_targets(run, data).shape == (240, 30)
 
 
 def test_without_feedback_the_image_side_is_trained_once(tmp_path, data) -> None:

@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from mmga_helpers.tools import runner
 from mmga_helpers.tools.cli import app
 from mmga_helpers.tools.execution import NotebookFailed, RunError
+from mmga_helpers.tools.kernels import WARM_UPS, warm_ups
 from mmga_helpers.tools.runner import completed_notebooks, resolve_notebook, run_notebooks
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -311,3 +312,17 @@ def test_a_kernel_that_cannot_start_ahead_costs_only_the_head_start(
 
     monkeypatch.setattr(runner, "WarmKernel", refuse)
     assert run(project).ran == list(NAMES)
+
+
+def test_notebooks_ask_only_for_known_warm_ups(tmp_path: Path) -> None:
+    """A notebook's metadata may ask its kernel, started ahead, to compile UMAP before it starts;
+    the notebooks that cluster do, and a name the runner does not know is an error."""
+    notebooks = Path(__file__).resolve().parents[1] / "notebooks"
+    asked = {p.stem: warm_ups(p) for p in sorted(notebooks.glob("*.ipynb"))}
+    assert asked["04_clustering"] == ["umap"] and asked["01_data"] == []
+    nb = nbformat.v4.new_notebook(metadata={"mmga": {"warm_up": ["umap", "gpu"]}})
+    nbformat.write(nb, tmp_path / "x.ipynb")
+    with pytest.raises(ValueError, match=r"x.ipynb: unknown warm-up \['gpu'\]"):
+        warm_ups(tmp_path / "x.ipynb")
+    exec(WARM_UPS["umap"], {})  # the code a warm kernel runs: it imports and compiles
+    assert "umap" in sys.modules
