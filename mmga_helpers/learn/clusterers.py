@@ -443,9 +443,8 @@ class UmapGMM(PersistentEstimator):
 
 
 def compile_umap() -> None:
-    """Fit :class:`UmapGMM` once on a few hundred made-up points. Numba compiles UMAP's kernels at
-    a process's first fit (seconds) and keeps them for the process: a kernel started ahead of a
-    notebook that clusters calls this, so the notebook's first clustering does not wait for it.
+    """Fit :class:`UmapGMM` once on made-up points: numba compiles UMAP's kernels at a process's
+    first fit (seconds), so a kernel started ahead compiles them before its notebook clusters.
     Nothing global is seeded; later fits give what they would have given anyway."""
     points = np.random.default_rng(0).normal(size=(300, 8))
     UmapGMM(n_clusters=2, mixture_starts=1, random_state=0).fit(points)
