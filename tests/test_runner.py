@@ -182,6 +182,12 @@ def test_names_and_request_errors(project: Path, monkeypatch: pytest.MonkeyPatch
     nbformat.write(nb, project / "notebooks" / "01_data.ipynb")
     with pytest.raises(RunError, match="no cell is tagged 'parameters'"):
         run_notebooks("quick", root=project)
+    write_step(project, "01_data")
+    nb = nbformat.read(project / "notebooks" / "02_image_autoencoder.ipynb", as_version=4)
+    nb.metadata["mmga"] = {"warm_up": ["umpa"]}
+    nbformat.write(nb, project / "notebooks" / "02_image_autoencoder.ipynb")
+    with pytest.raises(RunError, match=r"unknown warm-up \['umpa'\]"):  # before any notebook ran
+        run_notebooks("quick", root=project)
     assert not (project / "outputs" / "quick" / "ran.log").exists()
 
     monkeypatch.chdir(project)
@@ -322,7 +328,7 @@ def test_notebooks_ask_only_for_known_warm_ups(tmp_path: Path) -> None:
     assert asked["04_clustering"] == ["umap"] and asked["01_data"] == []
     nb = nbformat.v4.new_notebook(metadata={"mmga": {"warm_up": ["umap", "gpu"]}})
     nbformat.write(nb, tmp_path / "x.ipynb")
-    with pytest.raises(ValueError, match=r"x.ipynb: unknown warm-up \['gpu'\]"):
+    with pytest.raises(RunError, match=r"x.ipynb: unknown warm-up \['gpu'\] in its metadata"):
         warm_ups(tmp_path / "x.ipynb")
     exec(WARM_UPS["umap"], {})  # the code a warm kernel runs: it imports and compiles
     assert "umap" in sys.modules

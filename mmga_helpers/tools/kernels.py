@@ -17,7 +17,7 @@ from typing import Any
 
 from jupyter_core.utils import run_sync
 
-from mmga_helpers.tools.execution import KERNEL_NAME, kernel_manager_class
+from mmga_helpers.tools.execution import KERNEL_NAME, RunError, kernel_manager_class
 
 # imports only: nothing that reads the config, seeds a generator or touches a device
 PRELOAD = "\n".join((
@@ -41,7 +41,7 @@ def warm_ups(notebook: Path) -> list[str]:
     names = list(meta.get("mmga", {}).get("warm_up", []))
     unknown = sorted(set(names) - set(WARM_UPS))
     if unknown:
-        raise ValueError(f"{notebook.name}: unknown warm-up {unknown}; known: {sorted(WARM_UPS)}")
+        raise RunError(f"{notebook}: unknown warm-up {unknown} in its metadata; known: {sorted(WARM_UPS)}")
     return names
 
 

@@ -264,8 +264,9 @@ def run_notebooks(
     todo = [nb for nb in selection if nb in present]
     if not todo:
         raise RunError(f"no notebooks to run: none of {', '.join(selection)} exists under {nb_src}")
-    for nb in todo:
+    for nb in todo:  # a bad notebook stops the run before anything runs
         check_parameters_cell(nb_src / f"{nb}.ipynb")
+        warm_ups(nb_src / f"{nb}.ipynb")
 
     run_dir = cfg.run_dir(root)
     keys = (cfg.fingerprint(), package_hash())  # the same for every seed: computed once
