@@ -20,7 +20,13 @@ from mmga_helpers.learn.clustering import Clusterer, make_clusterer
 from mmga_helpers.learn.training import TrainedAutoencoder, train_autoencoder
 from mmga_helpers.learn.voices import VoiceNormalizer
 from mmga_helpers.stages.autoencoders import image_train_clusters, unimodal_image_side
-from mmga_helpers.stages.clusterings import ClusterResult, cached_model, cluster_folder, image_clusterer
+from mmga_helpers.stages.clusterings import (
+    ClusterResult,
+    cached_model,
+    cluster_folder,
+    image_clusterer,
+    taught_clusterer,
+)
 from mmga_helpers.stages.linking import fit_brain, posteriors_of, recall
 from mmga_helpers.stages.run import Data, Run
 from mmga_helpers.stages.world import convergence_targets, train_pairs
@@ -139,9 +145,13 @@ def holdout_images(
     trained on images alone, and its clusters, instead; the held-out voice then reaches no part."""
     if not run.image_feedback:
         decoder = None if image_ae is None else image_ae.model.decoder
-        zt = z.get("image_train")
+        zt = z.get("image_train")  # the run's image codes: the audio head learned their clusters
+        if zt is None:
+            taught = image_train_clusters(run, data)
+        else:  # the same clusters, from the codes at hand
+            taught = taught_clusterer(run, "image", zt, clusters.image).labels_
         return HoldoutImages(
-            image_train_clusters(run, data),
+            np.asarray(taught, np.int64),
             clusters.ids["image_brain_train"],
             clusters.n_image_brain,
             zt,
