@@ -19,14 +19,8 @@ from mmga_helpers.generation import LatentBank
 from mmga_helpers.learn.clustering import Clusterer, make_clusterer
 from mmga_helpers.learn.training import TrainedAutoencoder, train_autoencoder
 from mmga_helpers.learn.voices import VoiceNormalizer
-from mmga_helpers.stages.autoencoders import image_train_clusters, unimodal_image_side
-from mmga_helpers.stages.clusterings import (
-    ClusterResult,
-    cached_model,
-    cluster_folder,
-    image_clusterer,
-    taught_clusterer,
-)
+from mmga_helpers.stages.autoencoders import image_train_clusters, taught_image_clusters, unimodal_image_side
+from mmga_helpers.stages.clusterings import ClusterResult, cached_model, cluster_folder
 from mmga_helpers.stages.linking import fit_brain, posteriors_of, recall
 from mmga_helpers.stages.run import Data, Run
 from mmga_helpers.stages.world import convergence_targets, train_pairs
@@ -149,19 +143,19 @@ def holdout_images(
         if zt is None:
             taught = image_train_clusters(run, data)
         else:  # the same clusters, from the codes at hand
-            taught = taught_clusterer(run, "image", zt, clusters.image).labels_
+            taught = taught_image_clusters(run, zt, clusters.image)
         return HoldoutImages(
-            np.asarray(taught, np.int64),
+            taught,
             clusters.ids["image_brain_train"],
             clusters.n_image_brain,
             zt,
             decoder,
             None if zt is None else clusters.image_brain.centre_distance(zt),
         )
-    unimodal, zu, ids = unimodal_image_side(run, data)
-    distance = image_clusterer(run, zu, unimodal=True).centre_distance(zu)
-    n = run.cfg.model.clustering.n_clusters
-    return HoldoutImages(image_train_clusters(run, data), ids, n, zu, unimodal.model.decoder, distance)
+    unimodal, zu, base = unimodal_image_side(run, data)
+    ids, n = np.asarray(base.labels_, np.int64), run.cfg.model.clustering.n_clusters
+    taught = taught_image_clusters(run, zu, base)
+    return HoldoutImages(taught, ids, n, zu, unimodal.model.decoder, base.centre_distance(zu))
 
 
 def speaker_holdout(

@@ -15,6 +15,7 @@ import numpy as np
 from mmga_helpers.core.inference import encode
 from mmga_helpers.core.io import read_npz, write_npz
 from mmga_helpers.core.stamps import data_fingerprint, json_stamp
+from mmga_helpers.learn.clustering import Clusterer
 from mmga_helpers.learn.training import TrainedAutoencoder, train_autoencoder
 from mmga_helpers.stages.clusterings import cached_clusterer, image_clusterer, taught_clusterer
 from mmga_helpers.stages.run import Data, Run
@@ -68,27 +69,28 @@ def train_image_autoencoder(
     )
 
 
-def unimodal_image_side(run: Run, data: Data) -> tuple[TrainedAutoencoder, np.ndarray, np.ndarray]:
+def unimodal_image_side(run: Run, data: Data) -> tuple[TrainedAutoencoder, np.ndarray, Clusterer]:
     """The unimodal image autoencoder (trained or reused), its codes of the MNIST training images and
-    their cluster ids (the clustering stage's image clusterer when there is no image feedback,
-    ``image_unimodal`` otherwise). Returns ``(trained, z_train, ids)``. The ids are the clusterer's
-    own ``labels_``: it is reused only when stamped with these very codes, and on its training
-    codes ``predict`` gives ``labels_``, so nothing is assigned twice."""
+    their clusterer (the clustering stage's image clusterer when there is no image feedback,
+    ``image_unimodal`` otherwise), fitted on these very codes or reused when stamped with them.
+    Returns ``(trained, z_train, clusterer)``; on its training codes ``labels_`` is ``predict``."""
     trained = train_unimodal_image_autoencoder(run, data)
     z = encode(trained.model.encoder, data.image_train)
-    ids = np.asarray(image_clusterer(run, z, unimodal=run.image_feedback).labels_, np.int64)
-    return trained, z, ids
+    return trained, z, image_clusterer(run, z, unimodal=run.image_feedback)
+
+
+def taught_image_clusters(run: Run, z: np.ndarray, base: Clusterer) -> np.ndarray:
+    """The ids of the ``model.clustering.convergence_clusters`` clusters of the unimodal image codes
+    ``z`` (:func:`taught_clusterer` of their clusterer ``base``): what the audio head learns."""
+    name = "image_unimodal" if run.image_feedback else "image"
+    return np.asarray(taught_clusterer(run, name, z, base).labels_, np.int64)
 
 
 def image_train_clusters(run: Run, data: Data) -> np.ndarray:
-    """What the audio encoder's convergence head learns: the cluster ids of the MNIST training
-    images on the unimodal image autoencoder's codes (:func:`unimodal_image_side`), in
-    ``model.clustering.convergence_clusters`` clusters (:func:`taught_clusterer`)."""
-    _, z, _ = unimodal_image_side(run, data)
-    unimodal = run.image_feedback
-    base = image_clusterer(run, z, unimodal=unimodal)
-    taught = taught_clusterer(run, "image_unimodal" if unimodal else "image", z, base)
-    return np.asarray(taught.labels_, np.int64)
+    """What the audio encoder's convergence head learns: :func:`taught_image_clusters` of the
+    unimodal image autoencoder's codes (:func:`unimodal_image_side`)."""
+    _, z, base = unimodal_image_side(run, data)
+    return taught_image_clusters(run, z, base)
 
 
 def audio_train_clusters(run: Run, data: Data, mismatch_fraction: float = 0.0) -> np.ndarray:

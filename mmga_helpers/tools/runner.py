@@ -264,14 +264,15 @@ def run_notebooks(
     todo = [nb for nb in selection if nb in present]
     if not todo:
         raise RunError(f"no notebooks to run: none of {', '.join(selection)} exists under {nb_src}")
+    asked: dict[str, list[str]] = {}  # what each notebook's kernel, started ahead, warms up
     for nb in todo:  # a bad notebook stops the run before anything runs
         check_parameters_cell(nb_src / f"{nb}.ipynb")
-        warm_ups(nb_src / f"{nb}.ipynb")
+        asked[nb] = warm_ups(nb_src / f"{nb}.ipynb")
 
     run_dir = cfg.run_dir(root)
     keys = (cfg.fingerprint(), package_hash())  # the same for every seed: computed once
     summary = RunSummary(profile=profile, notebook_dir=run_dir / "notebooks")
-    ctx = _RunContext(nb_src, present, keys, root, force, progress, echo, summary, start)
+    ctx = _RunContext(nb_src, present, keys, root, force, progress, echo, summary, start, asked)
     seeds = [int(seed)] if seed is not None else [int(s) for s in cfg.seeds]
     plan = [(s, run_dir / "notebooks" / f"seed{s}") for s in seeds[1:]] + [(seeds[0], run_dir / "notebooks")]
     with _kernels_rooted_at(root):
@@ -320,6 +321,7 @@ class _RunContext:
     echo: Callable[[str], None]
     summary: RunSummary
     start: float  # perf_counter at the start of the call, for the elapsed time
+    warm_ups: dict[str, list[str]]  # per notebook to run, its metadata's warm-ups (checked)
 
 
 def _run_sequence(ctx: _RunContext, todo: Sequence[str], out_dir: Path, parameters: dict[str, Any]) -> None:
@@ -357,7 +359,7 @@ def _run_sequence(ctx: _RunContext, todo: Sequence[str], out_dir: Path, paramete
                 with contextlib.suppress(Exception):  # no head start: that notebook starts its own kernel,
                     # and a kernel that cannot start is then reported as its failure (execute_one)
                     log = out_dir / f"{following}{KERNEL_LOG_SUFFIX}"
-                    warm[following] = WarmKernel(log, ctx.root, warm_ups(nb_src / f"{following}.ipynb"))
+                    warm[following] = WarmKernel(log, ctx.root, ctx.warm_ups[following])
             try:
                 execute_one(src, dst, parameters, ctx.root, name, progress_bar=bar,
                             kernel_manager=None if kernel is None else kernel.take())
