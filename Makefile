@@ -36,8 +36,10 @@ venv: $(STAMP)
 
 # headless Chromium for the browser tests; node and npm for the live page (its tests, and npm ci in mmga book)
 chromium:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v npm >/dev/null || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver nodejs npm >/dev/null; }
+	@missing="$$(command -v chromium >/dev/null || echo chromium) $$(command -v chromedriver >/dev/null || echo chromium-driver) \
+	  $$(command -v npm >/dev/null || echo nodejs npm)"; \
+	if [ -n "$${missing// /}" ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 report: $(STAMP)
 	@start=$$(date +%s); \
