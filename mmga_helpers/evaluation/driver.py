@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,12 @@ class Evaluation:
         }
 
 
+def _timed(timings: dict[str, float], name: str, fn: Callable[..., dict[str, float]], *args: Any,
+           **kwargs: Any) -> dict[str, float]:
+    with stage_timer(timings, name):
+        return fn(*args, **kwargs)
+
+
 def evaluate(
     run: Run,
     data: Data,
@@ -83,15 +90,20 @@ def evaluate(
         clusters = fit_modality_clusters(run, z, force=force, image_brain_clusters=image_brain_clusters)
         out.update(cluster_figures(data, z, clusters))
     info.cluster_sizes = clusters.sizes
-    if image_ae is not None:
-        with stage_timer(t, "handwriting"):
-            out.update(
-                handwriting_figures(
-                    image_ae.model.encoder, clusters.image, clusters.ids["image_train"], data, seed=run.seed
-                )
+    # the handwriting suite (numpy and scipy, which let go of the GIL) and the joint clustering (UMAP's
+    # seeded layout, one thread) are independent: one core each
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        hand = None
+        if image_ae is not None:
+            hand = pool.submit(
+                _timed, t, "handwriting", handwriting_figures,
+                image_ae.model.encoder, clusters.image, clusters.ids["image_train"], data, seed=run.seed,
             )
-    with stage_timer(t, "joint"):
-        out.update(joint_figures(run, data, z, force=force))
+        with stage_timer(t, "joint"):
+            joint = joint_figures(run, data, z, force=force)
+        if hand is not None:
+            out.update(hand.result())
+    out.update(joint)
     noisy_world = None
     noisy = run.cfg.evaluation.mismatched_world
     if noisy and run.audio_feedback:
