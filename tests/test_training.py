@@ -508,3 +508,20 @@ def test_frequency_warp_is_bounded_in_config() -> None:
     for bad in (-0.1, 0.5):
         with pytest.raises(ValidationError, match="frequency_warp"):
             AudioAutoencoderConfig(**base, frequency_warp=bad)
+
+
+def test_training_and_validation_batches_run_without_autotuning() -> None:
+    """Letting go of an autotuned iterator at the end of fit could stall for tens of seconds: the
+    training and validation pipelines turn autotuning off, on every path (warp, variants, resume)."""
+    from mmga_helpers.learn.training import epoch_dataset, make_dataset
+
+    x = np.random.default_rng(0).random((12, 8, 8, 1)).astype(np.float32)
+    datasets = [
+        make_dataset(x, 4, None, shuffle=False),
+        epoch_dataset(x, 4, 0)[0],
+        epoch_dataset(x, 4, 0, max_warp=0.1, start_epoch=1)[0],
+        epoch_dataset(x, 4, 0, variants=np.stack([x, 1 - x], 1), variant_share=0.5)[0],
+    ]
+    assert [ds.options().autotune.enabled for ds in datasets] == [False] * 4
+    first = next(iter(epoch_dataset(x, 4, 0)[0]))[0].numpy()
+    assert first.shape == (4, 8, 8, 1)
