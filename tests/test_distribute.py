@@ -96,7 +96,8 @@ def test_training_section_is_in_no_fingerprint() -> None:
 def test_replayed_orders_give_the_batches_of_one_device() -> None:
     """epoch_dataset fed shuffle_orders (the distributed path) yields, batch for batch, what the
     default pipeline yields, with convergence targets, altered variants and frequency warping."""
-    from mmga_helpers.learn.training import epoch_dataset, seed_everything
+    from mmga_helpers.learn.pipeline import epoch_dataset
+    from mmga_helpers.learn.training import seed_everything
 
     rng = np.random.default_rng(1)
     x = rng.random((45, 8, 6, 1), dtype=np.float32)

@@ -470,7 +470,7 @@ def test_warm_start_begins_from_the_given_model(x, uninterrupted, tmp_path: Path
 
 
 def test_frequency_warp_resamples_the_first_axis() -> None:
-    from mmga_helpers.learn.training import warp_frequency_axis
+    from mmga_helpers.learn.pipeline import warp_frequency_axis
 
     ramp = np.tile(np.arange(8, dtype=np.float32)[None, :, None, None], (3, 1, 5, 1))
     out = warp_frequency_axis(ramp, np.array([1.0, 2.0, 0.5], np.float32)).numpy()
@@ -481,7 +481,7 @@ def test_frequency_warp_resamples_the_first_axis() -> None:
 
 
 def test_warped_batches_are_seeded_and_replayed_on_resume() -> None:
-    from mmga_helpers.learn.training import epoch_dataset
+    from mmga_helpers.learn.pipeline import epoch_dataset
 
     x = np.random.default_rng(0).random((40, 8, 4, 1), dtype=np.float32)
     def first(start: int) -> list[np.ndarray]:
@@ -513,7 +513,7 @@ def test_frequency_warp_is_bounded_in_config() -> None:
 def test_training_and_validation_batches_run_without_autotuning() -> None:
     """Letting go of an autotuned iterator at the end of fit could stall for tens of seconds: the
     training and validation pipelines turn autotuning off, on every path (warp, variants, resume)."""
-    from mmga_helpers.learn.training import epoch_dataset, make_dataset
+    from mmga_helpers.learn.pipeline import epoch_dataset, make_dataset
 
     x = np.random.default_rng(0).random((12, 8, 8, 1)).astype(np.float32)
     datasets = [
@@ -525,3 +525,21 @@ def test_training_and_validation_batches_run_without_autotuning() -> None:
     assert [ds.options().autotune.enabled for ds in datasets] == [False] * 4
     first = next(iter(epoch_dataset(x, 4, 0)[0]))[0].numpy()
     assert first.shape == (4, 8, 8, 1)
+
+
+def test_spectral_tilt_moves_voiced_bins_along_the_mel_axis_and_keeps_the_floor() -> None:
+    from mmga_helpers.learn.pipeline import epoch_dataset, tilt_spectrum
+
+    x = np.full((2, 5, 3, 1), 0.5, np.float32)
+    x[:, :, 0] = 0.0  # a silent frame stays at the floor
+    out = tilt_spectrum(x, np.array([0.4, -0.4], np.float32)).numpy()
+    np.testing.assert_allclose(out[0, :, 1, 0], 0.5 + 0.4 * (np.arange(5) / 4 - 0.5), atol=1e-6)
+    np.testing.assert_allclose(out[1, :, 1, 0], 0.5 - 0.4 * (np.arange(5) / 4 - 0.5), atol=1e-6)
+    assert (out[:, :, 0] == 0).all() and out.min() >= 0 and out.max() <= 1
+    y = np.random.default_rng(0).random((16, 8, 4, 1), dtype=np.float32)
+    tilted = epoch_dataset(y, 8, 3, max_tilt=0.3)[0].take(1).get_single_element()
+    again = epoch_dataset(y, 8, 3, max_tilt=0.3)[0].take(1).get_single_element()
+    np.testing.assert_array_equal(tilted[0].numpy(), again[0].numpy())  # seeded
+    np.testing.assert_array_equal(tilted[0].numpy(), tilted[1].numpy())  # it rebuilds what it reads
+    plain = epoch_dataset(y, 8, 3)[0].take(1).get_single_element()[0].numpy()
+    assert not np.allclose(tilted[0].numpy(), plain)

@@ -25,6 +25,7 @@ import numpy as np
 
 from mmga_helpers.core.config import AutoencoderConfig, TrainingConfig, load_config
 from mmga_helpers.learn.models import add_convergence_head, build_autoencoder, compile_autoencoder
+from mmga_helpers.learn.pipeline import epoch_dataset
 from mmga_helpers.learn.strategy import (
     prepare_devices,
     replicas,
@@ -32,7 +33,7 @@ from mmga_helpers.learn.strategy import (
     strategy_scope,
     training_strategy,
 )
-from mmga_helpers.learn.training import epoch_dataset, seed_everything
+from mmga_helpers.learn.training import seed_everything
 from mmga_helpers.tools.throughput import _epoch_timer
 
 WORKER_TIMEOUT_S = 900

@@ -17,13 +17,8 @@ from mmga_helpers.core.inference import encode
 from mmga_helpers.core.machine import timed
 from mmga_helpers.learn.checkpoint import checkpoint_callback
 from mmga_helpers.learn.models import add_convergence_head, build_autoencoder, compile_autoencoder
-from mmga_helpers.learn.training import (
-    epoch_dataset,
-    expected_meta,
-    make_dataset,
-    seed_everything,
-    train_val_split,
-)
+from mmga_helpers.learn.pipeline import epoch_dataset, make_dataset
+from mmga_helpers.learn.training import expected_meta, seed_everything, train_val_split
 
 TARGETS = {
     "training_ratio_min": 0.9,  # pipeline samples/s over bare fit samples/s

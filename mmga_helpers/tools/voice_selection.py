@@ -1,0 +1,106 @@
+"""Choosing settings for voices never heard, on training speakers only.
+
+One speaker (``--outer``, a leave-one-speaker-out speaker) is removed from every split; each of the
+``--inner`` training speakers is then held out in turn of an audio autoencoder trained, the full
+profile's way, on the remaining training speakers, and its clips are recalled as images (audio ->
+image, with and without voice normalisation). Settings are compared side by side on the quick
+profile's image side; nothing of the outer speaker, and no test clip, chooses anything::
+
+    python -m mmga_helpers.tools.voice_selection base: wider:frequency_warp=0.2 \\
+        tilt:spectral_tilt=0.2
+
+prints one line per setting and writes ``outputs/voice_selection/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import yaml
+
+from mmga_helpers.core.config import ConfigError, config_from_dict, profile_dict
+from mmga_helpers.core.io import write_json
+from mmga_helpers.core.paths import from_root
+from mmga_helpers.modalities.data import DataError
+
+OUT = "outputs/voice_selection"
+
+
+def parse_setting(text: str) -> tuple[str, dict[str, Any]]:
+    """``name:key=value,key=value`` (keys of ``model.audio_autoencoder``) -> ``(name, overrides)``."""
+    name, _, rest = text.partition(":")
+    if not name:
+        raise ConfigError(f"setting {text!r}: give it a name, as in base: or tilt:spectral_tilt=0.2")
+    pairs = [p for p in rest.split(",") if p]
+    if any("=" not in p for p in pairs):
+        raise ConfigError(f"setting {text!r}: write overrides as key=value, separated by commas")
+    return name, {k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in pairs)}
+
+
+def setting_config(name: str, overrides: dict[str, Any]):
+    """The quick profile with the full profile's audio autoencoder (and ``overrides``), the speaker
+    hold-out and voice normalisation on, writing under ``outputs/voice_selection/<name>``."""
+    data = profile_dict("quick")
+    data["model"]["audio_autoencoder"] = {**profile_dict("full")["model"]["audio_autoencoder"], **overrides}
+    data["evaluation"].update(speaker_holdout=True, voice_normalize=True)
+    data["paths"]["output_dir"] = f"{OUT}/{name}"
+    return config_from_dict(data, f"setting {name}")
+
+
+def inner_holdout(name: str, overrides: dict[str, Any], outer: str, inner: list[str], seed: int) -> dict:
+    """Audio -> image accuracy of each inner speaker, voice-normalised and plain, for one setting."""
+    from mmga_helpers.evaluation.holdout import holdout_images, speaker_holdout
+    from mmga_helpers.stages.run import Run, load_data
+
+    run = Run(setting_config(name, overrides), seed)
+    data = load_data(run)
+    kept = {s: np.flatnonzero(getattr(data, s).speakers != outer) for s in ("audio_train", "audio_test")}
+    data = replace(data, **{s: getattr(data, s).subset(idx) for s, idx in kept.items()})
+    unknown = sorted(set(inner) - set(data.audio_train.speakers))
+    if unknown:
+        raise ConfigError(f"inner speakers {unknown} are not training speakers (the outer one is {outer})")
+    plain: dict[str, float] = {}
+    normalized = speaker_holdout(run, data, None, speakers=inner, images=holdout_images(run, data, {}, None),
+                                 voice_normalize=True, plain=plain)
+    return {
+        "overrides": overrides, "voice_normalized": normalized, "plain": plain,
+        "mean": float(np.mean(list(normalized.values()))), "plain_mean": float(np.mean(list(plain.values()))),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m mmga_helpers.tools.voice_selection", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("settings", nargs="+", help="name:key=value,... (model.audio_autoencoder keys)")
+    parser.add_argument("--outer", default="theo", help="the speaker removed from everything")
+    parser.add_argument(
+        "--inner", nargs="+", default=["george", "jackson"], help="training speakers held out in turn"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        settings = dict(parse_setting(s) for s in args.settings)
+        results = {}
+        for name, overrides in settings.items():
+            start = time.perf_counter()
+            results[name] = inner_holdout(name, overrides, args.outer, args.inner, args.seed)
+            r = results[name]
+            per = ", ".join(f"{s} {v:.3f}" for s, v in r["voice_normalized"].items())
+            print(f"{name}: {r['mean']:.3f} ({per}); without voice normalisation {r['plain_mean']:.3f} "
+                  f"[{time.perf_counter() - start:.0f} s]", flush=True)
+    except (ConfigError, DataError) as err:
+        print(f"voice_selection: {err}", file=sys.stderr)
+        return 2
+    write_json(from_root(OUT) / "results.json", {"outer": args.outer, "inner": args.inner, "seed": args.seed,
+                                                  "settings": results})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
