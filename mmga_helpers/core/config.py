@@ -70,9 +70,9 @@ class AudioAutoencoderConfig(AutoencoderConfig):
     # squeezed along the mel axis by up to this fraction (0.1: factors 0.9-1.1), so the code learns
     # digits from formant patterns rather than from one voice's formant positions. 0 turns it off.
     frequency_warp: Annotated[float, Field(ge=0, lt=0.5)] = 0.0
-    # Spectral tilt while training: each batch's voiced bins are raised at one end of the mel axis
-    # and lowered at the other by up to this much of the unit scale (0.2 of top_db: 6 dB at 30), as
-    # voices and microphones differ in slope. 0 turns it off.
+    # Spectral tilt while training: each item's voiced bins follow a random slope along the mel axis,
+    # its two ends up to this much of the unit scale apart (0.2: 6 dB at top_db 30), half raised and
+    # half lowered, as voices and microphones differ in slope. 0 turns it off.
     spectral_tilt: Annotated[float, Field(ge=0, le=1)] = 0.0
 
 
