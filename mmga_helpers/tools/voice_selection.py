@@ -26,7 +26,9 @@ import yaml
 from mmga_helpers.core.config import ConfigError, config_from_dict, profile_dict
 from mmga_helpers.core.io import write_json
 from mmga_helpers.core.paths import from_root
+from mmga_helpers.evaluation.holdout import holdout_images, speaker_holdout
 from mmga_helpers.modalities.data import DataError
+from mmga_helpers.stages.run import Run, load_data
 
 OUT = "outputs/voice_selection"
 
@@ -54,9 +56,6 @@ def setting_config(name: str, overrides: dict[str, Any]):
 
 def inner_holdout(name: str, overrides: dict[str, Any], outer: str, inner: list[str], seed: int) -> dict:
     """Audio -> image accuracy of each inner speaker, voice-normalised and plain, for one setting."""
-    from mmga_helpers.evaluation.holdout import holdout_images, speaker_holdout
-    from mmga_helpers.stages.run import Run, load_data
-
     run = Run(setting_config(name, overrides), seed)
     data = load_data(run)
     kept = {s: np.flatnonzero(getattr(data, s).speakers != outer) for s in ("audio_train", "audio_test")}
