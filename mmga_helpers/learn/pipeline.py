@@ -79,7 +79,7 @@ def tilt_spectrum(x, slope):
     return tf.where(x > 0, shifted, x)
 
 
-def _with_warp(ds, max_warp: float, seed: int, max_tilt: float = 0.0):
+def _with_voice_perturbation(ds, max_warp: float, seed: int, max_tilt: float = 0.0):
     """Warp every training batch by factors drawn uniformly in ``[1 - max_warp, 1 + max_warp]``
     and, with ``max_tilt``, tilt its spectra by slopes drawn in ``[-max_tilt, max_tilt]``
     (:func:`tilt_spectrum`); the draws are stateless, keyed by seed and batch number, so a resumed
@@ -142,8 +142,9 @@ def epoch_dataset(
     epoch is the k-th seeded reshuffle, so that resuming at ``start_epoch`` (skipping the batches of
     the completed epochs) replays exactly the orders an uninterrupted run would see, whatever Keras
     does with iterators between epochs. ``max_warp > 0`` perturbs the frequency axis of every batch
-    (:func:`warp_frequency_axis`); ``variants`` with ``variant_share > 0`` shows that share of items
-    altered (:func:`_with_variants`). ``orders`` (``[epochs, N]``, under a tf.distribute strategy)
+    (:func:`warp_frequency_axis`), ``max_tilt > 0`` its spectral slope (:func:`tilt_spectrum`);
+    ``variants`` with ``variant_share > 0`` shows that share of items altered (:func:`_with_variants`).
+    ``orders`` (``[epochs, N]``, under a tf.distribute strategy)
     replays those epochs' shuffles from fixed orders instead (:mod:`~mmga_helpers.learn.strategy`).
     Returns ``(dataset, steps)``."""
     steps = -(-(len(x) if orders is None else orders.shape[1]) // batch_size)
@@ -156,7 +157,7 @@ def epoch_dataset(
     if use_variants:
         ds = _with_variants(ds, variant_share, seed)
     if max_warp > 0 or max_tilt > 0:
-        ds = _with_warp(ds, max_warp, seed, max_tilt)
+        ds = _with_voice_perturbation(ds, max_warp, seed, max_tilt)
     if start_epoch:
         ds = ds.skip(start_epoch * steps)
     return without_autotune(ds), steps

@@ -24,12 +24,16 @@ def _pad(x: NDArray, margin: int) -> NDArray:
     return np.pad(x, ((0, 0), (margin, margin), (margin, margin)))
 
 
+def _zoom_weights(n: int, factor: float) -> NDArray:
+    """``[round(n * factor), n]``: linear interpolation along one axis of ``n`` pixels, as
+    ``scipy.ndimage.zoom(..., order=1)`` does it (the zoom of an identity matrix)."""
+    return ndimage.zoom(np.eye(n, dtype=np.float32), (factor, 1), order=1)
+
+
 def _zoom(x: NDArray, factor: float) -> NDArray:
     """``scipy.ndimage.zoom(x, (1, factor, factor), order=1)`` as two matrix products: linear
-    interpolation is separable, and its weights along an axis are the zoom of an identity matrix."""
-    rows = ndimage.zoom(np.eye(x.shape[1], dtype=np.float32), (factor, 1), order=1)
-    cols = ndimage.zoom(np.eye(x.shape[2], dtype=np.float32), (factor, 1), order=1)
-    return np.matmul(np.matmul(rows, x), cols.T)
+    interpolation is separable."""
+    return np.matmul(np.matmul(_zoom_weights(x.shape[1], factor), x), _zoom_weights(x.shape[2], factor).T)
 
 
 def _dilate(size: int) -> Transform:
@@ -102,7 +106,7 @@ def _placed(x: NDArray, zoom: float, side: int, rng: np.random.Generator) -> NDA
     """Each digit enlarged ``zoom`` times at a random place of a ``side`` x ``side`` black picture:
     :func:`_zoom`'s interpolation matrices, each moved down its picture's rows and columns."""
     n = len(x)
-    weights = ndimage.zoom(np.eye(x.shape[1], dtype=np.float32), (zoom, 1), order=1)  # [size, 28]
+    weights = _zoom_weights(x.shape[1], zoom)  # [size, 28]
     size = weights.shape[0]
     r0, c0 = rng.integers(0, side - size, size=(2, n))
     span = np.arange(size)[None, :]

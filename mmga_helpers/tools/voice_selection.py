@@ -58,6 +58,8 @@ def inner_holdout(name: str, overrides: dict[str, Any], outer: str, inner: list[
     """Audio -> image accuracy of each inner speaker, voice-normalised and plain, for one setting."""
     run = Run(setting_config(name, overrides), seed)
     data = load_data(run)
+    if outer not in set(data.audio_train.speakers):
+        raise ConfigError(f"outer speaker {outer!r} is not a speaker of the corpus")
     kept = {s: np.flatnonzero(getattr(data, s).speakers != outer) for s in ("audio_train", "audio_test")}
     data = replace(data, **{s: getattr(data, s).subset(idx) for s, idx in kept.items()})
     unknown = sorted(set(inner) - set(data.audio_train.speakers))
