@@ -543,3 +543,38 @@ def test_spectral_tilt_moves_voiced_bins_along_the_mel_axis_and_keeps_the_floor(
     np.testing.assert_array_equal(tilted[0].numpy(), tilted[1].numpy())  # it rebuilds what it reads
     plain = epoch_dataset(y, 8, 3)[0].take(1).get_single_element()[0].numpy()
     assert not np.allclose(tilted[0].numpy(), plain)
+
+
+def test_masks_floor_bands_and_frames_of_the_input_not_the_target() -> None:
+    import tensorflow as tf
+
+    from mmga_helpers.learn.pipeline import N_MASKS, epoch_dataset, mask_spectrum
+
+    x = np.ones((64, 16, 12, 1), np.float32)
+    out = mask_spectrum(x, tf.constant([3, 0], tf.int64), 4, 0).numpy()
+    rows = (out == 0).all(axis=(2, 3))  # a masked band is floored over every frame
+    assert ((out == 0) == rows[:, :, None, None]).all() and (out[~rows] == 1).all()
+    assert rows.sum(axis=1).max() <= N_MASKS * 4 and rows.any()
+    cols = (mask_spectrum(x, tf.constant([3, 0], tf.int64), 0, 3).numpy() == 0).all(axis=(1, 3))
+    assert cols.sum(axis=1).max() <= N_MASKS * 3 and cols.any()
+    y = np.random.default_rng(0).random((16, 8, 6, 1), dtype=np.float32) + 0.1
+    first = epoch_dataset(y, 8, 3, mask_bands=3, mask_frames=2)[0].take(2)
+    again = epoch_dataset(y, 8, 3, mask_bands=3, mask_frames=2)[0].take(2)
+    for (xa, ta), (xb, _) in zip(first, again, strict=True):
+        np.testing.assert_array_equal(xa.numpy(), xb.numpy())  # seeded, replayed
+        masked = xa.numpy() == 0
+        assert masked.any() and (ta.numpy() > 0).all()  # the target keeps what the input lost
+        np.testing.assert_array_equal(xa.numpy()[~masked], ta.numpy()[~masked])
+
+
+def test_masks_are_counted_in_config() -> None:
+    from pydantic import ValidationError
+
+    from mmga_helpers.core.config import AudioAutoencoderConfig
+
+    base = {**tiny_cfg().model_dump()}
+    cfg = AudioAutoencoderConfig(**base, mask_bands=8, mask_frames=8)
+    assert (cfg.mask_bands, cfg.mask_frames) == (8, 8)
+    for key in ("mask_bands", "mask_frames"):
+        with pytest.raises(ValidationError, match=key):
+            AudioAutoencoderConfig(**base, **{key: -1})

@@ -64,7 +64,8 @@ class ImageAutoencoderConfig(AutoencoderConfig):
 
 
 class AudioAutoencoderConfig(AutoencoderConfig):
-    """The audio section: the image one's keys, plus ``frequency_warp`` and ``spectral_tilt``."""
+    """The audio section: the image one's keys, plus ``frequency_warp``, ``spectral_tilt``,
+    ``mask_bands`` and ``mask_frames``."""
 
     # Vocal-tract-length perturbation while training: each batch's log-mels are stretched or
     # squeezed along the mel axis by up to this fraction (0.1: factors 0.9-1.1), so the code learns
@@ -74,6 +75,12 @@ class AudioAutoencoderConfig(AutoencoderConfig):
     # its two ends up to this much of the unit scale apart (0.2: 6 dB at top_db 30), half raised and
     # half lowered, as voices and microphones differ in slope. 0 turns it off.
     spectral_tilt: Annotated[float, Field(ge=0, le=1)] = 0.0
+    # SpecAugment-style masks while training: each item's input loses two bands of up to
+    # ``mask_bands`` mel bands and two stretches of up to ``mask_frames`` frames (set to the floor),
+    # while the reconstruction target keeps them, so that no one formant or moment carries a word.
+    # 0 turns each off.
+    mask_bands: Annotated[int, Field(ge=0)] = 0
+    mask_frames: Annotated[int, Field(ge=0)] = 0
 
 
 class ClusteringConfig(_Section):

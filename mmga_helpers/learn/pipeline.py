@@ -1,5 +1,6 @@
 """The training batches as tf.data pipelines: seeded shuffles replayed on resume, the perturbations
-a voice or a hand may bring (a warped or tilted spectrum, altered digits), autotuning off."""
+a voice or a hand may bring (a warped or tilted spectrum, altered digits), masked bands and frames,
+autotuning off."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from mmga_helpers.learn.strategy import replayed_dataset
 from mmga_helpers.modalities.handwriting import augment
 
 N_VARIANTS = 3  # altered copies of each training image under image augmentation
+N_MASKS = 2  # masked bands, and masked stretches of frames, per item (SpecAugment's usual count)
 
 
 def digit_variants(x: np.ndarray, seed: int) -> np.ndarray:
@@ -79,6 +81,50 @@ def tilt_spectrum(x, slope):
     return tf.where(x > 0, shifted, x)
 
 
+def _spans(key, batch: int, length, widest: int):
+    """``[batch, length]`` booleans, each row True over ``N_MASKS`` spans of 0 to ``widest``
+    positions at uniform starts (stateless draws from ``key``)."""
+    import tensorflow as tf
+
+    hit = tf.zeros([batch, length], tf.bool)
+    at = tf.range(length)[None, :]
+    for i in range(N_MASKS):
+        k = key + 17 * (i + 1)
+        width = tf.random.stateless_uniform([batch], seed=k, maxval=widest + 1, dtype=tf.int32)
+        room = tf.cast(tf.maximum(length - width, 0), tf.float32)
+        start = tf.cast(tf.random.stateless_uniform([batch], seed=k + 1) * room, tf.int32)
+        hit = hit | ((at >= start[:, None]) & (at < (start + width)[:, None]))
+    return hit
+
+
+def mask_spectrum(x, key, max_bands: int, max_frames: int):
+    """``x`` (``[B, F, T, C]``) with ``N_MASKS`` bands of up to ``max_bands`` rows and as many
+    stretches of up to ``max_frames`` columns set to 0, the floor, per item; ``key`` seeds them."""
+    import tensorflow as tf
+
+    b, f, t = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
+    keep = tf.ones_like(x)
+    if max_bands > 0:
+        keep *= 1.0 - tf.cast(_spans(key, b, f, max_bands), x.dtype)[:, :, None, None]
+    if max_frames > 0:
+        keep *= 1.0 - tf.cast(_spans(key + 7, b, t, max_frames), x.dtype)[:, None, :, None]
+    return x * keep
+
+
+def _with_masks(ds, max_bands: int, max_frames: int, seed: int):
+    """Mask every training input (:func:`mask_spectrum`), keyed by seed and batch number so that a
+    resumed run replays them; the reconstruction target stays unmasked: the code must carry the word
+    even where a band or a moment is missing."""
+    import tensorflow as tf
+
+    def mask(step, batch):
+        x, y = batch
+        key = tf.stack([tf.cast(seed, tf.int64) + 31337, step])
+        return mask_spectrum(x, key, max_bands, max_frames), y
+
+    return ds.enumerate().map(mask, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
 def _with_voice_perturbation(ds, max_warp: float, seed: int, max_tilt: float = 0.0):
     """Warp every training batch by factors drawn uniformly in ``[1 - max_warp, 1 + max_warp]``
     and, with ``max_tilt``, tilt its spectra by slopes drawn in ``[-max_tilt, max_tilt]``
@@ -134,6 +180,8 @@ def epoch_dataset(
     targets: np.ndarray | None = None,
     max_warp: float = 0.0,
     max_tilt: float = 0.0,
+    mask_bands: int = 0,
+    mask_frames: int = 0,
     variants: np.ndarray | None = None,
     variant_share: float = 0.0,
     orders: np.ndarray | None = None,
@@ -143,6 +191,7 @@ def epoch_dataset(
     the completed epochs) replays exactly the orders an uninterrupted run would see, whatever Keras
     does with iterators between epochs. ``max_warp > 0`` perturbs the frequency axis of every batch
     (:func:`warp_frequency_axis`), ``max_tilt > 0`` its spectral slope (:func:`tilt_spectrum`);
+    ``mask_bands`` / ``mask_frames`` mask the inputs, not the targets (:func:`mask_spectrum`);
     ``variants`` with ``variant_share > 0`` shows that share of items altered (:func:`_with_variants`).
     ``orders`` (``[epochs, N]``, under a tf.distribute strategy)
     replays those epochs' shuffles from fixed orders instead (:mod:`~mmga_helpers.learn.strategy`).
@@ -158,6 +207,8 @@ def epoch_dataset(
         ds = _with_variants(ds, variant_share, seed)
     if max_warp > 0 or max_tilt > 0:
         ds = _with_voice_perturbation(ds, max_warp, seed, max_tilt)
+    if mask_bands > 0 or mask_frames > 0:
+        ds = _with_masks(ds, mask_bands, mask_frames, seed)
     if start_epoch:
         ds = ds.skip(start_epoch * steps)
     return without_autotune(ds), steps

@@ -258,7 +258,8 @@ def train_autoencoder(
         orders = shuffle_orders(len(tr), seed, cfg.epochs, cfg.batch_size, replicas(strategy))
     train_ds, steps = epoch_dataset(
         x_train[tr], cfg.batch_size, seed, start_epoch=start_epoch, targets=t_tr, max_warp=max_warp,
-        max_tilt=max_tilt,
+        max_tilt=max_tilt, mask_bands=int(getattr(cfg, "mask_bands", 0)),
+        mask_frames=int(getattr(cfg, "mask_frames", 0)),
         variants=digit_variants(x_train[tr], seed) if share > 0 else None, variant_share=share,
         orders=orders,
     )
