@@ -6,8 +6,8 @@ profile's way, on the remaining training speakers, and its clips are recalled as
 image, with and without voice normalisation). Settings are compared side by side on the quick
 profile's image side; nothing of the outer speaker, and no test clip, chooses anything::
 
-    python -m mmga_helpers.tools.voice_selection base: wider:frequency_warp=0.2 \\
-        tilt:spectral_tilt=0.2
+    python -m mmga_helpers.tools.voice_selection --seed 0 shipped: \\
+        before:convergence_weight=1,mask_bands=0,mask_frames=0 wider:frequency_warp=0.2
 
 prints one line per setting and writes ``outputs/voice_selection/results.json``.
 """
