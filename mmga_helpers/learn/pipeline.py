@@ -81,9 +81,20 @@ def tilt_spectrum(x, slope):
     return tf.where(x > 0, shifted, x)
 
 
-def _spans(key, batch: int, length, widest: int):
-    """``[batch, length]`` booleans, each row True over ``N_MASKS`` spans of 0 to ``widest``
-    positions at uniform starts (stateless draws from ``key``)."""
+def _per_batch(ds, seed: int, salt: int, change):
+    """``ds`` with ``change(key, batch)`` applied to every batch, ``key`` = ``[seed + salt, batch
+    number]``: stateless draws that a resumed run replays; each perturbation has its own ``salt``."""
+    import tensorflow as tf
+
+    def keyed(step, batch):
+        return change(tf.stack([tf.cast(seed, tf.int64) + salt, step]), batch)
+
+    return ds.enumerate().map(keyed, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def _spans(key, batch, length, widest: int):
+    """``[batch, length]`` booleans (``batch``, ``length``: scalar tensors), each row True over
+    ``N_MASKS`` spans of 0 to ``widest`` positions at uniform starts (stateless draws from ``key``)."""
     import tensorflow as tf
 
     hit = tf.zeros([batch, length], tf.bool)
@@ -115,14 +126,12 @@ def _with_masks(ds, max_bands: int, max_frames: int, seed: int):
     """Mask every training input (:func:`mask_spectrum`), keyed by seed and batch number so that a
     resumed run replays them; the reconstruction target stays unmasked: the code must carry the word
     even where a band or a moment is missing."""
-    import tensorflow as tf
 
-    def mask(step, batch):
+    def mask(key, batch):
         x, y = batch
-        key = tf.stack([tf.cast(seed, tf.int64) + 31337, step])
         return mask_spectrum(x, key, max_bands, max_frames), y
 
-    return ds.enumerate().map(mask, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return _per_batch(ds, seed, 31337, mask)
 
 
 def _with_voice_perturbation(ds, max_warp: float, seed: int, max_tilt: float = 0.0):
@@ -133,9 +142,8 @@ def _with_voice_perturbation(ds, max_warp: float, seed: int, max_tilt: float = 0
     heard); targets are unchanged."""
     import tensorflow as tf
 
-    def warp(step, batch):
+    def warp(key, batch):
         x, y = batch
-        key = tf.stack([tf.cast(seed, tf.int64), step])
         xw = x
         if max_warp > 0:
             alpha = tf.random.stateless_uniform(
@@ -149,7 +157,7 @@ def _with_voice_perturbation(ds, max_warp: float, seed: int, max_tilt: float = 0
             xw = tilt_spectrum(xw, slope)
         return xw, (xw if not isinstance(y, dict) else {**y, "reconstruction": xw})
 
-    return ds.enumerate().map(warp, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return _per_batch(ds, seed, 0, warp)
 
 
 def _with_variants(ds, share: float, seed: int):
@@ -158,9 +166,8 @@ def _with_variants(ds, share: float, seed: int):
     the clean item: the code learns to ignore what the alterations change."""
     import tensorflow as tf
 
-    def pick(step, batch):
+    def pick(key, batch):
         (x, variants), y = batch
-        key = tf.stack([tf.cast(seed, tf.int64) + 7919, step])
         n, v = tf.shape(variants)[0], tf.shape(variants)[1]
         altered = tf.random.stateless_uniform([n], seed=key) < share
         which = tf.random.stateless_uniform([n], seed=key + 1, maxval=v, dtype=tf.int32)
@@ -168,7 +175,7 @@ def _with_variants(ds, share: float, seed: int):
         mask = tf.reshape(altered, tf.concat([[n], tf.ones(tf.rank(x) - 1, tf.int32)], axis=0))
         return tf.where(mask, chosen, x), y
 
-    return ds.enumerate().map(pick, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return _per_batch(ds, seed, 7919, pick)
 
 
 def epoch_dataset(
