@@ -8,7 +8,7 @@ import pytest
 
 from mmga_helpers.core.metrics import cluster_digit_counts
 from mmga_helpers.evaluation.holdout import Fold, LinkedImages, holdout_fold
-from mmga_helpers.learn.voices import VoiceNormalizer, voice_moments
+from mmga_helpers.learn.voices import VoiceNormalizer, neighbour_vote, voice_moments
 from tests.test_evaluation import make_run
 
 
@@ -96,8 +96,9 @@ def test_evaluate_reports_the_hold_out_with_and_without_voice_normalisation(tmp_
 
     def fake_holdout(
         run_, data_, clusters, *, force=False, soft=False, recalled=None, images=None, voice_normalize=None,
-        plain=None,
+        plain=None, unvoted=None,
     ):
+        assert unvoted is None  # the voice vote is off
         calls.append(voice_normalize)
         plain["ann"] = 0.6
         return {"ann": 0.9}
@@ -123,3 +124,51 @@ def test_a_new_voice_can_be_read_from_a_few_of_its_own_clips() -> None:
         norm.transform(voice, np.full(len(voice), "v2"), reference=voice)
     with pytest.raises(ValueError, match="at least 5 clips"):
         norm.transform(voice, reference=voice[:2])
+
+
+def test_neighbour_vote_outvotes_the_strays_of_a_group() -> None:
+    rng = np.random.default_rng(0)
+    z = np.r_[rng.normal(0, 0.3, (40, 4)), rng.normal(5, 0.3, (40, 4))]
+    labels = np.repeat([3, 7], 40)
+    noisy = labels.copy()
+    noisy[rng.choice(80, 12, replace=False)] = rng.integers(0, 10, 12)
+    assert (neighbour_vote(z, noisy, 0.25) == labels).all()
+    # no neighbours to ask: the labels stay as they are
+    assert (neighbour_vote(z, noisy, 0.0) == noisy).all()
+    assert (neighbour_vote(z[:3], noisy[:3], 0.3) == noisy[:3]).all()
+    # a tie keeps the clip's own label: two codes, each its own nearest
+    assert (neighbour_vote(np.array([[0.0], [1.0]]), np.array([2, 5]), 1.0) == [2, 5]).all()
+
+
+def test_neighbour_vote_refuses_bad_input() -> None:
+    z = np.zeros((10, 2))
+    with pytest.raises(ValueError, match="share"):
+        neighbour_vote(z, np.zeros(10, int), 1.5)
+    with pytest.raises(ValueError, match="one non-negative integer per code"):
+        neighbour_vote(z, np.zeros(9, int), 0.2)
+    with pytest.raises(ValueError, match="one non-negative integer per code"):
+        neighbour_vote(z, np.full(10, 0.5), 0.2)
+    with pytest.raises(ValueError, match="one non-negative integer per code"):
+        neighbour_vote(z, np.full(10, -1), 0.2)
+
+
+def test_the_hold_out_votes_among_the_held_out_voice_own_normalised_clips(tmp_path) -> None:
+    """The fold's recall after the vote is the vote, among the held-out voice's normalised codes,
+    over its recall before it; ``unvoted`` keeps the latter, ``recalled`` the former."""
+    z, digits, voices = voiced_codes(takes=30)
+    run = make_run(tmp_path)
+    img_digits = np.repeat(np.arange(10), 50)
+    images = LinkedImages(img_digits, img_digits, cluster_digit_counts(img_digits, img_digits, 10, 10))
+    held = voices == "v5"
+    fold = Fold("v5", z[~held], digits[~held], z[held], digits[held], voices[~held])
+    unvoted: dict = {}
+    recalled: dict = {}
+    voted = holdout_fold(
+        run, images, fold, algorithm="kmeans", voice_normalize=True, voice_vote=0.2,
+        unvoted=unvoted, recalled=recalled,
+    )
+    ids, held_digits = unvoted["v5"]
+    assert (held_digits == digits[held]).all() and len(ids) == held.sum()
+    norm = VoiceNormalizer().fit(fold.train, voices=fold.train_voices)
+    assert (recalled["v5"][0] == neighbour_vote(norm.transform(fold.held), ids, 0.2)).all()
+    assert voted == holdout_fold(run, images, fold, algorithm="kmeans", voice_normalize=True) > 0.9

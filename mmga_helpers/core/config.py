@@ -188,6 +188,9 @@ class EvaluationConfig(_Section):
     # held-out voices: each voice's audio codes standardised by its own clips' statistics before
     # they are clustered (learn.voices.VoiceNormalizer); uses who speaks, never what is said
     voice_normalize: bool = False
+    # then each held-out clip takes the recall most common among its nearest this share of the same
+    # voice's clips (learn.voices.neighbour_vote; 0: off): a voice's clips of one word lie together
+    voice_vote: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     # the noisy world: 20 % of the pairs mismatched and every part that learns from co-occurrence
     # relearned on them (both autoencoders again when they learn from their partner); the
     # cross_modal.mismatch20.* figures. False leaves it out (and those figures with it).

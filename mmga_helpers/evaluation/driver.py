@@ -17,7 +17,12 @@ from mmga_helpers.core.machine import machine
 from mmga_helpers.evaluation.baselines import baseline_figures
 from mmga_helpers.evaluation.clusters import cluster_figures, joint_figures
 from mmga_helpers.evaluation.handwriting import handwriting_figures
-from mmga_helpers.evaluation.holdout import holdout_images, speaker_holdout, speaker_holdout_see
+from mmga_helpers.evaluation.holdout import (
+    holdout_images,
+    recalled_accuracy,
+    speaker_holdout,
+    speaker_holdout_see,
+)
 from mmga_helpers.evaluation.judges import train_image_judge
 from mmga_helpers.evaluation.robustness import cross_modal_figures, mismatched_world
 from mmga_helpers.learn.training import TrainedAutoencoder
@@ -32,6 +37,8 @@ class Evaluation:
     wall_time_s: dict[str, float] = field(default_factory=dict)
     speaker_holdout: dict[str, float] = field(default_factory=dict)
     speaker_holdout_plain: dict[str, float] = field(default_factory=dict)  # no voice normalisation
+    speaker_holdout_unvoted: dict[str, float] = field(default_factory=dict)  # normalised, no voice vote
+    speaker_holdout_see_unvoted: dict[str, float] = field(default_factory=dict)
     baseline_speaker_holdout: dict[str, float] = field(default_factory=dict)
     speaker_holdout_see: dict[str, float] = field(default_factory=dict)
     cluster_sizes: dict[str, int] = field(default_factory=dict)
@@ -41,7 +48,9 @@ class Evaluation:
             "wall_time_s": self.wall_time_s,
             "speaker_holdout_audio_to_image_acc": self.speaker_holdout,
             "speaker_holdout_without_voice_normalize_audio_to_image_acc": self.speaker_holdout_plain,
+            "speaker_holdout_without_voice_vote_audio_to_image_acc": self.speaker_holdout_unvoted,
             "speaker_holdout_see_judge_acc": self.speaker_holdout_see,
+            "speaker_holdout_see_without_voice_vote_judge_acc": self.speaker_holdout_see_unvoted,
             "baseline_speaker_holdout_audio_to_image_acc": self.baseline_speaker_holdout,
             "clusters": self.cluster_sizes,
         }
@@ -117,10 +126,13 @@ def evaluate(
         recalled: dict[str, tuple[NDArray, NDArray]] = {}
         # with voice normalisation, the ablation without it on the same fold models and codes
         plain = info.speaker_holdout_plain if run.cfg.evaluation.voice_normalize else None
+        # with the voice vote, the recall before it (the ablation, from the same clusters)
+        unvoted = {} if run.cfg.evaluation.voice_vote > 0 else None
         with stage_timer(t, "speaker_holdout"):
             images = holdout_images(run, data, z, clusters, image_ae)
             info.speaker_holdout = speaker_holdout(
-                run, data, clusters, force=force, soft=soft, recalled=recalled, images=images, plain=plain
+                run, data, clusters, force=force, soft=soft, recalled=recalled, images=images, plain=plain,
+                unvoted=unvoted,
             )
         out["cross_modal.speaker_holdout_audio_to_image_acc"] = float(
             np.mean(list(info.speaker_holdout.values()))
@@ -129,12 +141,24 @@ def evaluate(
             out["ablation.speaker_holdout_without_voice_normalize_audio_to_image_acc"] = float(
                 np.mean(list(plain.values()))
             )
+        if unvoted:
+            info.speaker_holdout_unvoted = recalled_accuracy(images, data.image_train_labels, unvoted)
+            out["ablation.speaker_holdout_without_voice_vote_audio_to_image_acc"] = float(
+                np.mean(list(info.speaker_holdout_unvoted.values()))
+            )
         if image_ae is not None:
             with stage_timer(t, "speaker_holdout_see"):
-                info.speaker_holdout_see = speaker_holdout_see(run, images, train_image_judge(run), recalled)
+                judge = train_image_judge(run)
+                info.speaker_holdout_see = speaker_holdout_see(run, images, judge, recalled)
+                if unvoted:
+                    info.speaker_holdout_see_unvoted = speaker_holdout_see(run, images, judge, unvoted)
             out["generation.speaker_holdout_see_judge_acc"] = float(
                 np.mean(list(info.speaker_holdout_see.values()))
             )
+            if unvoted:
+                out["ablation.speaker_holdout_see_without_voice_vote_judge_acc"] = float(
+                    np.mean(list(info.speaker_holdout_see_unvoted.values()))
+                )
     if baselines:
         with stage_timer(t, "baselines"):
             figs, info.baseline_speaker_holdout = baseline_figures(

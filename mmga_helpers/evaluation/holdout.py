@@ -18,7 +18,7 @@ from mmga_helpers.evaluation.judges import Judge
 from mmga_helpers.generation import LatentBank
 from mmga_helpers.learn.clustering import Clusterer, make_clusterer
 from mmga_helpers.learn.training import TrainedAutoencoder, train_autoencoder
-from mmga_helpers.learn.voices import VoiceNormalizer
+from mmga_helpers.learn.voices import VoiceNormalizer, neighbour_vote
 from mmga_helpers.stages.autoencoders import image_train_clusters, taught_image_clusters, unimodal_image_side
 from mmga_helpers.stages.clusterings import ClusterResult, cached_model, cluster_folder
 from mmga_helpers.stages.linking import fit_brain, posteriors_of, recall
@@ -73,12 +73,17 @@ def holdout_fold(
     soft: bool = False,
     recalled: dict[str, tuple[NDArray, NDArray]] | None = None,
     voice_normalize: bool = False,
+    voice_vote: float = 0.0,
+    unvoted: dict[str, tuple[NDArray, NDArray]] | None = None,
 ) -> float:
     """One fold: over-cluster the other speakers' training codes, fit the brain on pairs drawn
     from those clips, and score audio -> image recall for every clip of the held-out speaker.
     ``recalled`` (when given) receives ``fold.name -> (recalled image clusters, held digits)``.
     ``voice_normalize`` first standardises each training voice's codes, and the held-out voice's
-    from its own clips (:class:`~mmga_helpers.learn.voices.VoiceNormalizer`)."""
+    from its own clips (:class:`~mmga_helpers.learn.voices.VoiceNormalizer`). ``voice_vote`` > 0
+    then gives each held-out clip the recall most common among its nearest ``voice_vote`` share of
+    the voice's clips (:func:`~mmga_helpers.learn.voices.neighbour_vote`); ``unvoted`` (when given)
+    receives the recall before that vote, as ``recalled`` does."""
     if voice_normalize:
         if fold.train_voices is None:
             raise ValueError("voice normalisation needs the fold's train_voices")
@@ -107,6 +112,9 @@ def holdout_fold(
     held_ids = np.asarray(clusterer.predict(fold.held), np.int64)
     post = posteriors_of(clusterer, fold.held) if soft else None
     pred = recall(brain, "audio_to_image", held_ids, post)
+    if unvoted is not None:
+        unvoted[fold.name] = (pred, np.asarray(fold.held_digits))
+    pred = neighbour_vote(fold.held, pred, voice_vote)
     if recalled is not None:
         recalled[fold.name] = (pred, np.asarray(fold.held_digits))
     return cross_modal_accuracy(pred, fold.held_digits, images.counts)
@@ -170,6 +178,8 @@ def speaker_holdout(
     images: HoldoutImages | None = None,
     voice_normalize: bool | None = None,
     plain: dict[str, float] | None = None,
+    voice_vote: float | None = None,
+    unvoted: dict[str, tuple[NDArray, NDArray]] | None = None,
 ) -> dict[str, float]:
     """Leave-one-speaker-out audio -> image accuracy per speaker: the audio autoencoder is retrained
     on the other speakers' training clips (kept in ``models/seed<s>/loso/<speaker>``), so the
@@ -178,9 +188,13 @@ def speaker_holdout(
     ``images`` (default: :func:`holdout_images`) is what held-out voices are linked to.
     ``voice_normalize`` (default: ``evaluation.voice_normalize``) standardises codes per voice;
     with it on, ``plain`` (when given) receives each speaker's accuracy without it, from the same
-    fold models and codes (the ablation, in one pass)."""
+    fold models and codes (the ablation, in one pass); ``plain`` has no vote either.
+    ``voice_vote`` (default: ``evaluation.voice_vote``) lets each voice's clips vote on their recall
+    (see :func:`holdout_fold`); ``unvoted`` receives each fold's recall before the vote."""
     if voice_normalize is None:
         voice_normalize = run.cfg.evaluation.voice_normalize
+    if voice_vote is None:
+        voice_vote = run.cfg.evaluation.voice_vote
     x, digits, spk, is_train = all_clips(data)
     if images is None:
         images = holdout_images(run, data, {}, clusters)
@@ -215,10 +229,20 @@ def speaker_holdout(
             soft=soft,
             recalled=recalled,
             voice_normalize=voice_normalize,
+            voice_vote=voice_vote,
+            unvoted=unvoted,
         )
         if plain is not None and voice_normalize:
             plain[speaker] = holdout_fold(run, linked, fold, algorithm=algorithm, force=force, soft=soft)
     return out
+
+
+def recalled_accuracy(
+    images: HoldoutImages, image_digits: NDArray, recalled: Mapping[str, tuple[NDArray, NDArray]]
+) -> dict[str, float]:
+    """Audio -> image accuracy per speaker of recalls gathered by :func:`speaker_holdout`."""
+    counts = cluster_digit_counts(images.brain_ids, image_digits, images.n_brain, 10)
+    return {s: cross_modal_accuracy(ids, digits, counts) for s, (ids, digits) in sorted(recalled.items())}
 
 
 def speaker_holdout_see(

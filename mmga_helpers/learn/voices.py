@@ -6,6 +6,7 @@ voices. Standardising each voice's codes by that voice's own mean and spread, th
 the training codes' overall mean and spread, lines voices up before clustering: the speaker-level
 mean and variance normalisation of speech recognition, done on the latent code. It needs only which
 clips share a voice, never what they say; a new voice is read from a handful of its own clips.
+Once recalled, a voice's clips can also vote among their nearest neighbours (:func:`neighbour_vote`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from typing import Self
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.neighbors import NearestNeighbors
 from sklearn.utils.validation import check_array, check_is_fitted
 
 MIN_CLIPS = 5  # a voice's mean and spread from fewer clips are mostly what those clips say
+OWN_VOTE = 0.5  # a clip's own label breaks a tie among its neighbours' votes
 
 
 def _voices(voices: ArrayLike, n: int) -> NDArray[np.str_]:
@@ -110,3 +113,30 @@ class VoiceNormalizer(TransformerMixin, BaseEstimator):
 
     def fit_transform(self, X: ArrayLike, y: None = None, *, voices: ArrayLike) -> NDArray[np.float64]:
         return self.fit(X, voices=voices).transform(X, voices)
+
+
+def neighbour_vote(codes: ArrayLike, labels: ArrayLike, share: float) -> NDArray[np.int64]:
+    """Each code's label replaced by the most common label among its nearest ``share`` of ``codes``
+    (itself included; a tie keeps its own label).
+
+    Meant for the codes of one voice: that voice's clips of one word lie together even where the
+    whole group sits nearer another word's clusters than its own, so a clip recalled apart from the
+    clips around it is outvoted by them. It uses which clips share a voice, never what they say.
+    ``share`` 0, or fewer codes than make two neighbours, leaves the labels as they are."""
+    x = check_array(codes, dtype=np.float64)
+    y = np.asarray(labels)
+    if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
+        raise ValueError(
+            f"labels must be one non-negative integer per code ({len(x)}); got {y.dtype} {y.shape}"
+        )
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"share must lie in [0, 1]; got {share}")
+    k = min(len(x), round(share * len(x)))
+    y = y.astype(np.int64)
+    if k < 2:
+        return y.copy()
+    near = NearestNeighbors(n_neighbors=k).fit(x).kneighbors(x, return_distance=False)
+    votes = np.zeros((len(x), int(y.max()) + 1))
+    np.add.at(votes, (np.repeat(np.arange(len(x)), k), y[near].ravel()), 1.0)
+    votes[np.arange(len(x)), y] += OWN_VOTE
+    return votes.argmax(axis=1).astype(np.int64)

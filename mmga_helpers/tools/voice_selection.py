@@ -3,11 +3,15 @@
 One speaker (``--outer``, a leave-one-speaker-out speaker) is removed from every split; each of the
 ``--inner`` training speakers is then held out in turn of an audio autoencoder trained, the full
 profile's way, on the remaining training speakers, and its clips are recalled as images (audio ->
-image, with and without voice normalisation). Settings are compared side by side on the quick
-profile's image side; nothing of the outer speaker, and no test clip, chooses anything::
+image: voice-normalised with the voice vote, without the vote, and plain). Settings are compared
+side by side on the quick profile's image side; nothing of the outer speaker, and no test clip,
+chooses anything::
 
     python -m mmga_helpers.tools.voice_selection --seed 0 shipped: \\
         before:convergence_weight=1,mask_bands=0,mask_frames=0 wider:frequency_warp=0.2
+
+``--votes 0.03 0.05`` scores each setting's folds again with those voice-vote shares (the fold
+models and clusters are reused, so this costs seconds).
 
 prints one line per setting and writes ``outputs/voice_selection/results.json``.
 """
@@ -26,7 +30,7 @@ import yaml
 from mmga_helpers.core.config import ConfigError, config_from_dict, profile_dict
 from mmga_helpers.core.io import write_json
 from mmga_helpers.core.paths import from_root
-from mmga_helpers.evaluation.holdout import holdout_images, speaker_holdout
+from mmga_helpers.evaluation.holdout import holdout_images, recalled_accuracy, speaker_holdout
 from mmga_helpers.modalities.data import DataError
 from mmga_helpers.stages.run import Run, load_data
 
@@ -46,16 +50,25 @@ def parse_setting(text: str) -> tuple[str, dict[str, Any]]:
 
 def setting_config(name: str, overrides: dict[str, Any]):
     """The quick profile with the full profile's audio autoencoder (and ``overrides``), the speaker
-    hold-out and voice normalisation on, writing under ``outputs/voice_selection/<name>``."""
-    data = profile_dict("quick")
-    data["model"]["audio_autoencoder"] = {**profile_dict("full")["model"]["audio_autoencoder"], **overrides}
-    data["evaluation"].update(speaker_holdout=True, voice_normalize=True)
+    hold-out, voice normalisation and the voice vote on, writing under ``outputs/voice_selection/<name>``."""
+    data, full = profile_dict("quick"), profile_dict("full")
+    data["model"]["audio_autoencoder"] = {**full["model"]["audio_autoencoder"], **overrides}
+    vote = full["evaluation"]["voice_vote"]
+    data["evaluation"].update(speaker_holdout=True, voice_normalize=True, voice_vote=vote)
     data["paths"]["output_dir"] = f"{OUT}/{name}"
     return config_from_dict(data, f"setting {name}")
 
 
-def inner_holdout(name: str, overrides: dict[str, Any], outer: str, inner: list[str], seed: int) -> dict:
-    """Audio -> image accuracy of each inner speaker, voice-normalised and plain, for one setting."""
+def inner_holdout(
+    name: str,
+    overrides: dict[str, Any],
+    outer: str,
+    inner: list[str],
+    seed: int,
+    votes: tuple[float, ...] = (),
+) -> dict:
+    """Audio -> image accuracy of each inner speaker for one setting: voice-normalised with the
+    profile's voice vote, without it (``unvoted``), plain, and with each share of ``votes``."""
     run = Run(setting_config(name, overrides), seed)
     data = load_data(run)
     if outer not in set(data.audio_train.speakers):
@@ -66,12 +79,26 @@ def inner_holdout(name: str, overrides: dict[str, Any], outer: str, inner: list[
     if unknown:
         raise ConfigError(f"inner speakers {unknown} are not training speakers (the outer one is {outer})")
     plain: dict[str, float] = {}
-    normalized = speaker_holdout(run, data, None, speakers=inner, images=holdout_images(run, data, {}, None),
-                                 voice_normalize=True, plain=plain)
-    return {
-        "overrides": overrides, "voice_normalized": normalized, "plain": plain,
-        "mean": float(np.mean(list(normalized.values()))), "plain_mean": float(np.mean(list(plain.values()))),
+    unvoted: dict[str, tuple[Any, Any]] = {}
+    images = holdout_images(run, data, {}, None)
+    normalized = speaker_holdout(run, data, None, speakers=inner, images=images,
+                                 voice_normalize=True, plain=plain, unvoted=unvoted)
+    unvoted_acc = recalled_accuracy(images, data.image_train_labels, unvoted)
+    by_vote = {
+        str(v): speaker_holdout(
+            run, data, None, speakers=inner, images=images, voice_normalize=True, voice_vote=v
+        )
+        for v in votes
     }
+    return {
+        "overrides": overrides, "voice_normalized": normalized, "unvoted": unvoted_acc, "plain": plain,
+        "mean": _mean(normalized), "unvoted_mean": _mean(unvoted_acc), "plain_mean": _mean(plain),
+        "votes": {v: {"per_speaker": r, "mean": _mean(r)} for v, r in by_vote.items()},
+    }
+
+
+def _mean(per_speaker: dict[str, float]) -> float:
+    return float(np.mean(list(per_speaker.values())))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,16 +111,21 @@ def main(argv: list[str] | None = None) -> int:
         "--inner", nargs="+", default=["george", "jackson"], help="training speakers held out in turn"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--votes", nargs="*", type=float, default=[], help="voice-vote shares to score too")
     args = parser.parse_args(argv)
     try:
         settings = dict(parse_setting(s) for s in args.settings)
         results = {}
         for name, overrides in settings.items():
             start = time.perf_counter()
-            results[name] = inner_holdout(name, overrides, args.outer, args.inner, args.seed)
+            results[name] = inner_holdout(
+                name, overrides, args.outer, args.inner, args.seed, tuple(args.votes)
+            )
             r = results[name]
             per = ", ".join(f"{s} {v:.3f}" for s, v in r["voice_normalized"].items())
-            print(f"{name}: {r['mean']:.3f} ({per}); without voice normalisation {r['plain_mean']:.3f} "
+            shares = "".join(f"; vote {v} {x['mean']:.3f}" for v, x in r["votes"].items())
+            print(f"{name}: {r['mean']:.3f} ({per}); without the voice vote {r['unvoted_mean']:.3f}; "
+                  f"without voice normalisation {r['plain_mean']:.3f}{shares} "
                   f"[{time.perf_counter() - start:.0f} s]", flush=True)
     except (ConfigError, DataError) as err:
         print(f"voice_selection: {err}", file=sys.stderr)
