@@ -112,6 +112,39 @@ def test_evaluate_reports_the_hold_out_with_and_without_voice_normalisation(tmp_
     assert details.as_info()["speaker_holdout_without_voice_normalize_audio_to_image_acc"] == {"ann": 0.6}
 
 
+def test_evaluate_reports_the_hold_out_without_the_voice_vote_beside_it(tmp_path, monkeypatch) -> None:
+    """With the voice vote on, the recall before the vote is scored beside it, from the same folds."""
+    from dataclasses import replace
+
+    from mmga_helpers.evaluation import driver
+    from tests.test_evaluation import synthetic
+
+    data, z = synthetic(0)
+    run = make_run(tmp_path)
+    evaluation = run.cfg.evaluation.model_copy(update={"voice_normalize": True, "voice_vote": 0.05})
+    run = replace(run, cfg=run.cfg.model_copy(update={"evaluation": evaluation}))
+    seen = {}
+
+    def fake_holdout(run_, data_, clusters, *, images=None, plain=None, unvoted=None, **kwargs):
+        seen["images"] = images
+        digits = np.arange(20) % 10
+        # before the vote: each clip recalls the image cluster of its digit's majority, or a wrong one
+        majority = np.array([np.bincount(images.brain_ids[data_.image_train_labels == d]).argmax()
+                             for d in range(10)])
+        before = majority[digits].copy()
+        before[:5] = majority[(digits[:5] + 1) % 10]
+        unvoted["ann"] = (before, digits)
+        plain["ann"] = 0.5
+        return {"ann": 0.9}
+
+    monkeypatch.setattr(driver, "speaker_holdout", fake_holdout)
+    details = driver.Evaluation()
+    figs = driver.evaluate(run, data, z, loso=True, baselines=False, details=details)
+    assert figs["cross_modal.speaker_holdout_audio_to_image_acc"] == 0.9
+    assert figs["ablation.speaker_holdout_without_voice_vote_audio_to_image_acc"] == pytest.approx(0.75)
+    assert details.as_info()["speaker_holdout_without_voice_vote_audio_to_image_acc"] == {"ann": 0.75}
+
+
 def test_a_new_voice_can_be_read_from_a_few_of_its_own_clips() -> None:
     z, _, voices = voiced_codes()
     norm = VoiceNormalizer().fit(z, voices=voices)

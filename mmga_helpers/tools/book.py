@@ -128,7 +128,11 @@ DESCRIPTIONS: dict[str, str] = {
     "the folds)",
     "baseline": "the same figure for PCA + k-means (images) and MFCC statistics + k-means (audio)",
     "ablation.speaker_holdout_without_voice_normalize_audio_to_image_acc": "the speaker hold-out on the "
-    "same fold models with voice normalisation off",
+    "same fold models with voice normalisation (and the voice vote) off",
+    "ablation.speaker_holdout_without_voice_vote_audio_to_image_acc": "the speaker hold-out on the same "
+    "fold models and clusters, voice-normalised, without the voice vote",
+    "ablation.speaker_holdout_see_without_voice_vote_judge_acc": "see() on held-out speakers' clips "
+    "without the voice vote, judged",
 }
 # Which ``mmga`` stage recomputes a figure (the notebook that records it belongs to that stage).
 _STAGE_OF = (
