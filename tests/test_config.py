@@ -113,6 +113,12 @@ def test_negative_epochs() -> None:
     assert "model.image_autoencoder.epochs" in msg and "greater than 0" in msg and "-1" in msg
 
 
+def test_voice_vote_is_a_share() -> None:
+    msg = _error(_set(_quick(), "evaluation.voice_vote", 1.5))
+    assert "evaluation.voice_vote" in msg and "1.5" in msg
+    assert config_from_dict(_set(_quick(), "evaluation.voice_vote", 0.05)).evaluation.voice_vote == 0.05
+
+
 def test_unknown_algorithm_lists_allowed() -> None:
     msg = _error(_set(_quick(), "model.clustering.algorithm", "dbscan"))
     assert "model.clustering.algorithm" in msg and "'dbscan'" in msg
