@@ -33,6 +33,7 @@ from mmga_helpers.core.stamps import file_sha256
 from mmga_helpers.learn.brain import ConvergenceDivergenceZone
 from mmga_helpers.learn.clustering import load_clusterer
 from mmga_helpers.learn.models import load_model
+from mmga_helpers.learn.voices import VOTE_SHARE, neighbour_vote
 from mmga_helpers.modalities.digits import normalize_digits
 from mmga_helpers.modalities.features import images_to_unit, unit_logmel_to_waves, waves_to_unit_logmel
 
@@ -285,10 +286,15 @@ class MMGA:
         sample_rate: int = 8000,
         seed: int | None = None,
         mode: Mode = "sample",
+        one_voice: bool = False,
     ) -> np.ndarray:
         """Clips (1-D arrays at ``sample_rate``) -> float32 images ``[N, 28, 28]`` in [0, 1]
-        (``mode`` as in :meth:`hear`)."""
-        return self.see_traced(waves, sample_rate, seed, mode).outputs
+        (``mode`` as in :meth:`hear`). ``one_voice=True`` says every clip is spoken by one voice:
+        each clip then takes the image cluster recalled most often among its nearest 5 % of the
+        batch's clips (``evaluation.voice_vote`` when set;
+        :func:`~mmga_helpers.learn.voices.neighbour_vote`), which helps a voice the run never
+        heard; with fewer than 30 clips nothing changes."""
+        return self.see_traced(waves, sample_rate, seed, mode, one_voice).outputs
 
     def see_traced(
         self,
@@ -296,11 +302,15 @@ class MMGA:
         sample_rate: int = 8000,
         seed: int | None = None,
         mode: Mode = "sample",
+        one_voice: bool = False,
     ) -> Traced:
         """:meth:`see`, with the audio cluster of each clip and the image cluster drawn for it."""
         rng = self._rng(seed)
-        clusters = self.audio_clusters(waves, sample_rate)
+        z = self.encode_waves(waves, sample_rate)
+        clusters = self._p["audio_clusterer"].predict(z)
         targets = self._p["brain"].predict_image(clusters, mode=mode, random_state=rng.integers(2**31))
+        if one_voice:
+            targets = neighbour_vote(z, targets, self.cfg.evaluation.voice_vote or VOTE_SHARE)
         z = self._p["image_bank"].draw(np.asarray(targets), rng)
         images = self._run("image_decoder", z)[..., 0].astype(np.float32)
         return Traced(images, np.asarray(clusters), np.asarray(targets))

@@ -189,3 +189,13 @@ def test_holdout_scores_both_voice_settings_in_one_pass(tmp_path, data) -> None:
         run, data, clusters, speakers=["ann"], images=images, voice_normalize=True, plain=again
     ) == normalised and again == plain
     assert fold_model.stat().st_mtime_ns == made  # reused, not trained again
+    # with the voice vote: the plain figure is still the recall before any vote, the vote's own kept
+    before: dict = {}
+    plain_again: dict[str, float] = {}
+    vote_only: dict[str, float] = {}
+    speaker_holdout(
+        run, data, clusters, speakers=["ann"], images=images, voice_normalize=True, plain=plain_again,
+        voice_vote=0.2, unvoted=before, plain_voted=vote_only,
+    )
+    assert plain_again == plain and set(vote_only) == set(before) == {"ann"}
+    assert 0.0 <= vote_only["ann"] <= 1.0

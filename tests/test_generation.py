@@ -151,6 +151,30 @@ def test_see_outputs(m: MMGA) -> None:
     assert m.see([pcm], sample_rate=16000).shape == (1, 28, 28)
 
 
+def test_see_one_voice_votes_among_the_batch(fake_run) -> None:
+    """With one_voice, the image clusters drawn are the vote, among the batch's own audio codes,
+    over those the brain gives (a stray among a clip's neighbours is outvoted); a batch too small
+    to ask anyone is unchanged."""
+    from types import SimpleNamespace
+
+    from mmga_helpers.learn.voices import VOTE_SHARE, neighbour_vote
+
+    m = MMGA(fake_run.cfg, dict(fake_run.parts), seed=0)
+    present = np.unique(m.parts["image_bank"].clusters)
+    rng = np.random.default_rng(0)
+    clips = [tone(f, 0.6) for f in np.repeat([250.0, 800.0], 30)]
+    given = np.repeat(present[[0, -1]], 30)
+    given[rng.choice(60, 6, replace=False)] = present[len(present) // 2]  # strays
+    m._p["brain"] = SimpleNamespace(predict_image=lambda ids, mode, random_state: given[: len(ids)])
+    alone = m.see_traced(clips, seed=3)
+    voted = m.see_traced(clips, seed=3, one_voice=True)
+    assert (alone.target == given).all()
+    assert (voted.target == neighbour_vote(m.encode_waves(clips), given, VOTE_SHARE)).all()
+    assert (voted.target != given).sum() > 0 and voted.outputs.shape == (60, 28, 28)
+    few = m.see_traced(clips[:20], seed=3, one_voice=True)
+    assert (few.target == given[:20]).all()
+
+
 def test_inference_equals_keras_predict(m: MMGA, images: np.ndarray) -> None:
     """The traced inference path gives what Keras' predict gives, for any batch size."""
     from mmga_helpers.modalities.features import images_to_unit

@@ -96,9 +96,9 @@ def test_evaluate_reports_the_hold_out_with_and_without_voice_normalisation(tmp_
 
     def fake_holdout(
         run_, data_, clusters, *, force=False, soft=False, recalled=None, images=None, voice_normalize=None,
-        plain=None, unvoted=None,
+        plain=None, unvoted=None, plain_voted=None,
     ):
-        assert unvoted is None  # the voice vote is off
+        assert unvoted is None and plain_voted is None  # the voice vote is off
         calls.append(voice_normalize)
         plain["ann"] = 0.6
         return {"ann": 0.9}
@@ -125,8 +125,11 @@ def test_evaluate_reports_the_hold_out_without_the_voice_vote_beside_it(tmp_path
     run = replace(run, cfg=run.cfg.model_copy(update={"evaluation": evaluation}))
     seen = {}
 
-    def fake_holdout(run_, data_, clusters, *, images=None, plain=None, unvoted=None, **kwargs):
+    def fake_holdout(
+        run_, data_, clusters, *, images=None, plain=None, unvoted=None, plain_voted=None, **kwargs
+    ):
         seen["images"] = images
+        plain_voted["ann"] = 0.7
         digits = np.arange(20) % 10
         # before the vote: each clip recalls the image cluster of its digit's majority, or a wrong one
         majority = np.array([np.bincount(images.brain_ids[data_.image_train_labels == d]).argmax()
@@ -143,6 +146,8 @@ def test_evaluate_reports_the_hold_out_without_the_voice_vote_beside_it(tmp_path
     assert figs["cross_modal.speaker_holdout_audio_to_image_acc"] == 0.9
     assert figs["ablation.speaker_holdout_without_voice_vote_audio_to_image_acc"] == pytest.approx(0.75)
     assert details.as_info()["speaker_holdout_without_voice_vote_audio_to_image_acc"] == {"ann": 0.75}
+    assert figs["ablation.speaker_holdout_vote_without_voice_normalize_audio_to_image_acc"] == 0.7
+    assert figs["ablation.speaker_holdout_without_voice_normalize_audio_to_image_acc"] == 0.5
 
 
 def test_a_new_voice_can_be_read_from_a_few_of_its_own_clips() -> None:

@@ -39,6 +39,7 @@ class Evaluation:
     speaker_holdout_plain: dict[str, float] = field(default_factory=dict)  # no voice normalisation
     speaker_holdout_unvoted: dict[str, float] = field(default_factory=dict)  # normalised, no voice vote
     speaker_holdout_see_unvoted: dict[str, float] = field(default_factory=dict)
+    speaker_holdout_vote_only: dict[str, float] = field(default_factory=dict)  # vote, not normalised
     baseline_speaker_holdout: dict[str, float] = field(default_factory=dict)
     speaker_holdout_see: dict[str, float] = field(default_factory=dict)
     cluster_sizes: dict[str, int] = field(default_factory=dict)
@@ -49,6 +50,7 @@ class Evaluation:
             "speaker_holdout_audio_to_image_acc": self.speaker_holdout,
             "speaker_holdout_without_voice_normalize_audio_to_image_acc": self.speaker_holdout_plain,
             "speaker_holdout_without_voice_vote_audio_to_image_acc": self.speaker_holdout_unvoted,
+            "speaker_holdout_vote_without_voice_normalize_audio_to_image_acc": self.speaker_holdout_vote_only,
             "speaker_holdout_see_judge_acc": self.speaker_holdout_see,
             "speaker_holdout_see_without_voice_vote_judge_acc": self.speaker_holdout_see_unvoted,
             "baseline_speaker_holdout_audio_to_image_acc": self.baseline_speaker_holdout,
@@ -128,11 +130,12 @@ def evaluate(
         plain = info.speaker_holdout_plain if run.cfg.evaluation.voice_normalize else None
         # with the voice vote, the recall before it (the ablation, from the same clusters)
         unvoted = {} if run.cfg.evaluation.voice_vote > 0 else None
+        plain_voted = info.speaker_holdout_vote_only if unvoted is not None and plain is not None else None
         with stage_timer(t, "speaker_holdout"):
             images = holdout_images(run, data, z, clusters, image_ae)
             info.speaker_holdout = speaker_holdout(
                 run, data, clusters, force=force, soft=soft, recalled=recalled, images=images, plain=plain,
-                unvoted=unvoted,
+                unvoted=unvoted, plain_voted=plain_voted,
             )
         out["cross_modal.speaker_holdout_audio_to_image_acc"] = float(
             np.mean(list(info.speaker_holdout.values()))
@@ -140,6 +143,10 @@ def evaluate(
         if plain:
             out["ablation.speaker_holdout_without_voice_normalize_audio_to_image_acc"] = float(
                 np.mean(list(plain.values()))
+            )
+        if plain_voted:
+            out["ablation.speaker_holdout_vote_without_voice_normalize_audio_to_image_acc"] = float(
+                np.mean(list(plain_voted.values()))
             )
         if unvoted:
             info.speaker_holdout_unvoted = recalled_accuracy(images, data.image_train_labels, unvoted)

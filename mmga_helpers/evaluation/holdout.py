@@ -180,6 +180,7 @@ def speaker_holdout(
     plain: dict[str, float] | None = None,
     voice_vote: float | None = None,
     unvoted: dict[str, tuple[NDArray, NDArray]] | None = None,
+    plain_voted: dict[str, float] | None = None,
 ) -> dict[str, float]:
     """Leave-one-speaker-out audio -> image accuracy per speaker: the audio autoencoder is retrained
     on the other speakers' training clips (kept in ``models/seed<s>/loso/<speaker>``), so the
@@ -190,7 +191,8 @@ def speaker_holdout(
     with it on, ``plain`` (when given) receives each speaker's accuracy without it, from the same
     fold models and codes (the ablation, in one pass); ``plain`` has no vote either.
     ``voice_vote`` (default: ``evaluation.voice_vote``) lets each voice's clips vote on their recall
-    (see :func:`holdout_fold`); ``unvoted`` receives each fold's recall before the vote."""
+    (see :func:`holdout_fold`); ``unvoted`` receives each fold's recall before the vote, and
+    ``plain_voted`` (with ``plain``) each speaker's accuracy with the vote but no normalisation."""
     if voice_normalize is None:
         voice_normalize = run.cfg.evaluation.voice_normalize
     if voice_vote is None:
@@ -233,7 +235,14 @@ def speaker_holdout(
             unvoted=unvoted,
         )
         if plain is not None and voice_normalize:
-            plain[speaker] = holdout_fold(run, linked, fold, algorithm=algorithm, force=force, soft=soft)
+            before: dict[str, tuple[NDArray, NDArray]] = {}
+            voted = holdout_fold(
+                run, linked, fold, algorithm=algorithm, force=force, soft=soft, voice_vote=voice_vote,
+                unvoted=before,
+            )
+            plain[speaker] = cross_modal_accuracy(*before[speaker], linked.counts)
+            if plain_voted is not None:
+                plain_voted[speaker] = voted
     return out
 
 

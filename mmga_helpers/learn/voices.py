@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 MIN_CLIPS = 5  # a voice's mean and spread from fewer clips are mostly what those clips say
 OWN_VOTE = 0.5  # a clip's own label breaks a tie among its neighbours' votes
+VOTE_SHARE = 0.05  # the share of a voice's clips each clip asks (chosen on inner training speakers)
 
 
 def _voices(voices: ArrayLike, n: int) -> NDArray[np.str_]:

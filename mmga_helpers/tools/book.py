@@ -133,6 +133,8 @@ DESCRIPTIONS: dict[str, str] = {
     "fold models and clusters, voice-normalised, without the voice vote",
     "ablation.speaker_holdout_see_without_voice_vote_judge_acc": "see() on held-out speakers' clips "
     "without the voice vote, judged",
+    "ablation.speaker_holdout_vote_without_voice_normalize_audio_to_image_acc": "the speaker hold-out "
+    "with the voice vote but without voice normalisation",
 }
 # Which ``mmga`` stage recomputes a figure (the notebook that records it belongs to that stage).
 _STAGE_OF = (
