@@ -293,7 +293,7 @@ class MMGA:
         each clip then takes the image cluster recalled most often among its nearest 5 % of the
         batch's clips (``evaluation.voice_vote`` when set;
         :func:`~mmga_helpers.learn.voices.neighbour_vote`), which helps a voice the run never
-        heard; with fewer than 30 clips nothing changes."""
+        heard; with 50 clips or fewer nothing changes."""
         return self.see_traced(waves, sample_rate, seed, mode, one_voice).outputs
 
     def see_traced(
