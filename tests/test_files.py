@@ -128,7 +128,7 @@ def test_readers_refuse_with_the_file_named(tmp_path):
         read_picture(tmp_path / "black.png")
 
 
-def test_the_commands_write_files_print_json_and_exit_2_on_a_bad_one(tmp_path_factory, tmp_path):
+def test_the_commands_write_files_print_json_and_exit_2_on_a_bad_one(tmp_path_factory, tmp_path, monkeypatch):
     import json
 
     from typer.testing import CliRunner
@@ -146,6 +146,21 @@ def test_the_commands_write_files_print_json_and_exit_2_on_a_bad_one(tmp_path_fa
     assert res.exit_code == 2
     rows = {Path(r["input"]).name: r for r in json.loads(res.stdout)}
     assert rows["a.wav"]["error"] is None and "not a readable audio file" in rows["b.wav"]["error"]
+    # --one-voice reaches see(): the readable clips are one speaker's and vote
+    from mmga_helpers.generation import MMGA
+
+    asked, see_traced = [], MMGA.see_traced
+
+    def recorded(self, *args, **kwargs):
+        asked.append(kwargs)
+        return see_traced(self, *args, **kwargs)
+
+    monkeypatch.setattr(MMGA, "see_traced", recorded)
+    for flag in ([], ["--one-voice"]):
+        argv = ["see", str(tmp_path / "a.wav"), "--run", str(run), "--out", str(tmp_path / "v"), *flag]
+        res = cli.invoke(app, argv)
+        assert res.exit_code == 0, res.output
+    assert [k["one_voice"] for k in asked] == [False, True]
     photo(tmp_path / "d.png")
     res = cli.invoke(app, ["hear", str(tmp_path / "d.png"), "--run", str(tmp_path / "missing")])
     assert res.exit_code == 2 and "missing is not a finished MMGA run" in res.output

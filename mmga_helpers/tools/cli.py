@@ -21,7 +21,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from mmga_helpers.core.config import ConfigError, load_config
 from mmga_helpers.core.io import OutputError, read_json, write_json
@@ -80,9 +80,7 @@ def _disk_message(err: OSError) -> str:
 
 
 def _print_figures(title: str, figures: dict) -> None:
-    table = Table(title=title)
-    table.add_column("figure")
-    table.add_column("value", justify="right")
+    table = Table("figure", Column("value", justify="right"), title=title)
     for key, value in figures.items():
         if isinstance(value, float):
             value = f"{value:.4g}"
@@ -369,7 +367,8 @@ def _open_run(run: str | None):
         _fail(str(err))
 
 
-def _generate(kind: str, files: list[str], run: str | None, out: str | None, seed: int | None, as_json: bool):
+def _generate(kind: str, files: list[str], run: str | None, out: str | None, seed: int | None, as_json: bool,
+              **options: bool):
     with _native_stderr_silenced():  # TensorFlow's C++ start-up lines
         from mmga_helpers.tools import files as io_files
     suffixes = io_files.AUDIO_SUFFIXES if kind == "see" else io_files.IMAGE_SUFFIXES
@@ -380,7 +379,7 @@ def _generate(kind: str, files: list[str], run: str | None, out: str | None, see
     out_dir = from_root(out or f"outputs/{'seen' if kind == 'see' else 'heard'}")
     step = io_files.see_files if kind == "see" else io_files.hear_files
     try:
-        outcomes = step(m, inputs, out_dir, seed=seed)
+        outcomes = step(m, inputs, out_dir, seed=seed, **options)
     except OSError as err:
         _fail(_disk_message(err))
     failed = [o for o in outcomes if o.error]
@@ -409,9 +408,10 @@ def see_cmd(
     out: str | None = typer.Option(None, "--out", help="where the PNGs go (default: outputs/seen)"),
     seed: int | None = _SEED_OPT,
     as_json: bool = _JSON_OPT,
+    one_voice: bool = typer.Option(False, "--one-voice", help="one speaker said them all: clips vote (>50)"),
 ) -> None:
     """See what a run sees for each spoken digit: one PNG per recording, and the clusters it took."""
-    _generate("see", files, run, out, seed, as_json)
+    _generate("see", files, run, out, seed, as_json, one_voice=one_voice)
 
 
 @app.command("hear")

@@ -115,11 +115,14 @@ def _read_all(files: Sequence[Path], reader, errors: tuple[type[Exception], ...]
     return outcomes, good, items
 
 
-def see_files(m: MMGA, files: Sequence[Path], out_dir: Path, *, seed: int | None = None) -> list[Outcome]:
-    """Each clip -> ``<out_dir>/<name>.png``: the image the run sees for it."""
+def see_files(
+    m: MMGA, files: Sequence[Path], out_dir: Path, *, seed: int | None = None, one_voice: bool = False
+) -> list[Outcome]:
+    """Each clip -> ``<out_dir>/<name>.png``: the image the run sees for it (``one_voice``: the
+    readable clips are one speaker's, and vote as in :meth:`MMGA.see`)."""
     outcomes, good, waves = _read_all(files, read_clip, (audio.AudioError,))
     if good:
-        traced = m.see_traced(waves, sample_rate=RATE, seed=seed)
+        traced = m.see_traced(waves, sample_rate=RATE, seed=seed, one_voice=one_voice)
         paths = _targets([files[i] for i in good], out_dir, ".png")
         for k, i in enumerate(good):
             data = png_bytes(traced.outputs[k], PNG_SCALE)
