@@ -134,6 +134,12 @@ class HoldoutImages:
     decoder: Any = None
     centre_distance: NDArray | None = None
 
+    def linked(self, image_digits: NDArray) -> LinkedImages:
+        """What a fold's brain links held-out voices to: the brain's image cluster of every MNIST
+        training image, their digits, and ``counts[cluster, digit]`` to score the recall."""
+        counts = cluster_digit_counts(self.brain_ids, image_digits, self.n_brain, 10)
+        return LinkedImages(self.brain_ids, image_digits, counts)
+
 
 def holdout_images(
     run: Run,
@@ -200,8 +206,7 @@ def speaker_holdout(
     x, digits, spk, is_train = all_clips(data)
     if images is None:
         images = holdout_images(run, data, {}, clusters)
-    counts = cluster_digit_counts(images.brain_ids, data.image_train_labels, images.n_brain, 10)
-    linked = LinkedImages(images.brain_ids, data.image_train_labels, counts)
+    linked = images.linked(data.image_train_labels)
     out = {}
     for speaker in speakers or sorted(np.unique(spk)):
         others = is_train & (spk != speaker)
@@ -250,7 +255,7 @@ def recalled_accuracy(
     images: HoldoutImages, image_digits: NDArray, recalled: Mapping[str, tuple[NDArray, NDArray]]
 ) -> dict[str, float]:
     """Audio -> image accuracy per speaker of recalls gathered by :func:`speaker_holdout`."""
-    counts = cluster_digit_counts(images.brain_ids, image_digits, images.n_brain, 10)
+    counts = images.linked(image_digits).counts
     return {s: cross_modal_accuracy(ids, digits, counts) for s, (ids, digits) in sorted(recalled.items())}
 
 

@@ -133,7 +133,7 @@ def neighbour_vote(codes: ArrayLike, labels: ArrayLike, share: float) -> NDArray
         )
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"share must lie in [0, 1]; got {share}")
-    k = min(len(x), round(share * len(x)))
+    k = round(share * len(x))  # at most len(x): share is at most 1
     y = y.astype(np.int64)
     if k < 3:
         return y.copy()
