@@ -84,6 +84,11 @@ def test_make_clusterer():
         cfg.audio_n_clusters, cfg.umap_n_components, cfg.umap_n_neighbors)
     with pytest.raises(ValueError, match="allowed: kmeans, gmm, umap_gmm"):
         make_clusterer("dbscan", 3)
+    wide = cfg.model_copy(update={"audio_umap_n_neighbors": 100})
+    k, fine = cfg.n_clusters, cfg.audio_n_clusters
+    assert make_clusterer("umap_gmm", k, wide, 0, modality="audio").n_neighbors == 100
+    assert make_clusterer("umap_gmm", k, wide, 0, modality="image").n_neighbors == cfg.umap_n_neighbors
+    assert make_clusterer("umap_gmm", fine, wide, 0, modality="audio").n_neighbors == cfg.umap_n_neighbors
 
 
 # -- UmapGMM: one small fit shared by the tests (UMAP compiles with numba on first use) ----------------

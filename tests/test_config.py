@@ -113,6 +113,17 @@ def test_negative_epochs() -> None:
     assert "model.image_autoencoder.epochs" in msg and "greater than 0" in msg and "-1" in msg
 
 
+def test_audio_umap_neighbours() -> None:
+    msg = _error(_set(_quick(), "model.clustering.audio_umap_n_neighbors", 1))
+    assert "model.clustering.audio_umap_n_neighbors" in msg
+    cc = config_from_dict(_set(_quick(), "model.clustering.audio_umap_n_neighbors", 100)).model.clustering
+    k, fine = cc.n_clusters, cc.audio_n_clusters
+    assert (cc.umap_neighbors("audio", k), cc.umap_neighbors("image", k)) == (100, cc.umap_n_neighbors)
+    assert cc.umap_neighbors("audio", fine) == cc.umap_n_neighbors  # an over-clustering of its own
+    plain = config_from_dict(_quick()).model.clustering
+    assert plain.audio_umap_n_neighbors is None and plain.umap_neighbors("audio", k) == plain.umap_n_neighbors
+
+
 def test_voice_vote_is_a_share() -> None:
     msg = _error(_set(_quick(), "evaluation.voice_vote", 1.5))
     assert "evaluation.voice_vote" in msg and "1.5" in msg

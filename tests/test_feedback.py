@@ -24,7 +24,7 @@ from mmga_helpers.stages.autoencoders import (
     train_image_autoencoder,
     train_unimodal_image_autoencoder,
 )
-from mmga_helpers.stages.clusterings import cluster_folder, fit_modality_clusters
+from mmga_helpers.stages.clusterings import LATENT_SPLITS, cluster_folder, fit_modality_clusters
 from mmga_helpers.stages.run import Data, Run
 from mmga_helpers.stages.world import convergence_targets
 
@@ -141,6 +141,22 @@ def test_without_feedback_the_image_side_is_trained_once(tmp_path, data) -> None
     assert not (run.models / "audio_autoencoder").exists()  # no partner needed
     assert "targets_fingerprint" not in final.meta
     assert train_unimodal_image_autoencoder(run, data).reused
+
+
+def test_audio_codes_take_their_own_umap_neighbours(tmp_path) -> None:
+    """``audio_umap_n_neighbors`` reaches the audio clusterings (and the brain's finer audio
+    clusters on their embedding), not the image ones."""
+    raw = profile_dict("quick")
+    raw["model"]["clustering"].update(
+        algorithm="umap_gmm", n_clusters=3, audio_n_clusters=4, umap_n_components=2, umap_n_neighbors=5,
+        audio_umap_n_neighbors=9, mixture_starts=1,
+    )
+    run = Run(config_from_dict(raw), seed=0, root=tmp_path)
+    rng = np.random.default_rng(0)
+    z = {s: rng.normal(size=(60, 4)).astype(np.float32) for s in LATENT_SPLITS}
+    clusters = fit_modality_clusters(run, z)
+    assert clusters.image.n_neighbors == 5
+    assert clusters.audio.n_neighbors == clusters.audio_brain.n_neighbors == 9
 
 
 def test_mismatched_world_and_holdout_under_feedback(tmp_path, data) -> None:

@@ -25,6 +25,8 @@ PosFloat = Annotated[float, Field(gt=0)]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
 
 
+Modality = Literal["image", "audio"]  # the two kinds of code a clusterer is fitted on
+
 class ConfigError(ValueError):
     """A configuration value is missing, unknown or not allowed."""
 
@@ -90,12 +92,23 @@ class ClusteringConfig(_Section):
     audio_n_clusters: Annotated[int, Field(ge=2)]  # the brain's audio side may split digits by voice
     umap_n_components: Annotated[int, Field(ge=2)]
     umap_n_neighbors: Annotated[int, Field(ge=2)]
+    # UMAP's neighbours for the audio codes' n_clusters clustering and the finer ones on its
+    # embedding (None: umap_n_neighbors): more than one voice's take of one word, so that a voice's
+    # word is no island the mixture files with another word. Over-clusterings fitted on their own
+    # (the speaker hold-out's folds) keep umap_n_neighbors: there, a cluster per voice is wanted.
+    audio_umap_n_neighbors: Annotated[int, Field(ge=2)] | None = None
     # umap_gmm's mixture: single k-means starts, and which is kept (the most even sizes, or the likeliest)
     mixture_starts: Annotated[int, Field(ge=1)] = 10
     mixture_choice: Literal["balanced", "likeliest"] = "balanced"
     # how many clusters of one modality the other's convergence head learns (None: n_clusters); more
     # than n_clusters keeps a merge of two digits in one modality from being taught to the other
     convergence_clusters: Annotated[int, Field(ge=2)] | None = None
+
+    def umap_neighbors(self, modality: Modality, n_clusters: int) -> int:
+        """UMAP's ``n_neighbors`` for ``n_clusters`` clusters of the codes of ``modality``."""
+        if modality == "audio" and n_clusters == self.n_clusters and self.audio_umap_n_neighbors:
+            return self.audio_umap_n_neighbors
+        return self.umap_n_neighbors
 
     @property
     def taught_clusters(self) -> int:

@@ -97,7 +97,7 @@ def holdout_fold(
     )
 
     def fit() -> Clusterer:
-        return make_clusterer(algorithm, cc.audio_n_clusters, cc, random_state=run.seed).fit(fold.train)
+        return make_clusterer(algorithm, cc.audio_n_clusters, cc, run.seed, modality="audio").fit(fold.train)
 
     folder = cluster_folder(run) / "loso"
     folder.mkdir(parents=True, exist_ok=True)

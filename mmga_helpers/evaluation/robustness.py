@@ -77,7 +77,9 @@ def mismatched_world(
     for split in ("train", "test"):
         zn[f"audio_{split}"] = encode(ae.model.encoder, getattr(data, f"audio_{split}").x)
     k = run.cfg.model.clustering.audio_n_clusters
-    audio_brain, _ = cached_clusterer(run, f"{tag}_audio_brain", zn["audio_train"], k, force=force)
+    audio_brain, _ = cached_clusterer(
+        run, f"{tag}_audio_brain", zn["audio_train"], k, modality="audio", force=force
+    )
     ids = dict(clusters.ids)
     for split in ("train", "test"):
         ids[f"audio_brain_{split}"] = np.asarray(audio_brain.predict(zn[f"audio_{split}"]), np.int64)
@@ -87,11 +89,11 @@ def mismatched_world(
         for split in ("train", "test"):
             zn[f"image_{split}"] = encode(image_ae.model.encoder, getattr(data, f"image_{split}"))
         n, k_brain = run.cfg.model.clustering.n_clusters, clusters.n_image_brain
-        image, _ = cached_clusterer(run, f"{tag}_image", zn["image_train"], n, force=force)
+        image, _ = cached_clusterer(run, f"{tag}_image", zn["image_train"], n, modality="image", force=force)
         image_brain = image
         if k_brain != n:
             image_brain, _ = cached_clusterer(
-                run, f"{tag}_image_brain", zn["image_train"], k_brain, force=force
+                run, f"{tag}_image_brain", zn["image_train"], k_brain, modality="image", force=force
             )
         for name, model in (("image", image), ("image_brain", image_brain)):
             for split in ("train", "test"):

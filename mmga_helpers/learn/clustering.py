@@ -11,7 +11,7 @@ from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from mmga_helpers.core.config import ClusteringConfig
+from mmga_helpers.core.config import ClusteringConfig, Modality
 from mmga_helpers.learn.clusterers import LatentGMM, LatentKMeans, UmapGMM
 from mmga_helpers.learn.persistence import PersistentEstimator, json_seed, read_model, write_model
 
@@ -27,9 +27,15 @@ _CLASSES: dict[str, type[PersistentEstimator]] = {
 
 
 def make_clusterer(
-    algorithm: str, n_clusters: int, cfg: ClusteringConfig | None = None, random_state: Any = None
+    algorithm: str,
+    n_clusters: int,
+    cfg: ClusteringConfig | None = None,
+    random_state: Any = None,
+    *,
+    modality: Modality = "image",
 ) -> Clusterer:
-    """The clusterer the config names; ``n_clusters`` is separate because each modality has its own."""
+    """The clusterer the config names for the codes of ``modality``; ``n_clusters`` is separate
+    because each modality has its own."""
     if algorithm == "kmeans":
         return LatentKMeans(n_clusters=n_clusters, random_state=random_state)
     if algorithm == "gmm":
@@ -40,7 +46,7 @@ def make_clusterer(
         return UmapGMM(
             n_clusters=n_clusters,
             n_components=cfg.umap_n_components,
-            n_neighbors=cfg.umap_n_neighbors,
+            n_neighbors=cfg.umap_neighbors(modality, n_clusters),
             mixture_starts=cfg.mixture_starts,
             mixture_choice=cfg.mixture_choice,
             random_state=random_state,

@@ -83,7 +83,7 @@ def taught_image_clusters(run: Run, z: np.ndarray, base: Clusterer) -> np.ndarra
     """The ids of the ``model.clustering.convergence_clusters`` clusters of the unimodal image codes
     ``z`` (:func:`taught_clusterer` of their clusterer ``base``): what the audio head learns."""
     name = "image_unimodal" if run.image_feedback else "image"
-    return np.asarray(taught_clusterer(run, name, z, base).labels_, np.int64)
+    return np.asarray(taught_clusterer(run, name, z, base, modality="image").labels_, np.int64)
 
 
 def image_train_clusters(run: Run, data: Data) -> np.ndarray:
@@ -101,8 +101,9 @@ def audio_train_clusters(run: Run, data: Data, mismatch_fraction: float = 0.0) -
     ae = train_audio_autoencoder(run, data, mismatch_fraction=mismatch_fraction)
     z = encode(ae.model.encoder, data.audio_train.x)
     name = f"{mismatch_tag(mismatch_fraction)}_audio" if mismatch_fraction else "audio"
-    base, _ = cached_clusterer(run, name, z, run.cfg.model.clustering.n_clusters)
-    return np.asarray(taught_clusterer(run, name, z, base).labels_, np.int64)  # == predict(z)
+    base, _ = cached_clusterer(run, name, z, run.cfg.model.clustering.n_clusters, modality="audio")
+    taught = taught_clusterer(run, name, z, base, modality="audio")
+    return np.asarray(taught.labels_, np.int64)  # == predict(z)
 
 
 def image_convergence_targets(

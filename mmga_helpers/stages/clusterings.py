@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from mmga_helpers.core.config import ClusteringConfig
+from mmga_helpers.core.config import ClusteringConfig, Modality
 from mmga_helpers.core.io import read_json, read_npz, write_json, write_npz
 from mmga_helpers.core.stamps import array_stamp
 from mmga_helpers.learn.clusterers import UmapGMM
@@ -99,13 +99,15 @@ def cached_clusterer(
     x: NDArray,
     k: int,
     *,
+    modality: Modality,
     force: bool = False,
     algorithm: str | None = None,
     fit: Callable[[], Clusterer] | None = None,
 ) -> tuple[Clusterer, bool]:
     """``<cluster folder>/<name>.npz``: ``k`` clusters of ``algorithm`` (default: the config's)
-    fitted on ``x``, or reused when made from the same ``x``, clustering config, seed and ``k``.
-    One stamp for every caller, so that a model fitted by one stage is the one the next reuses.
+    fitted on ``x``, the codes of ``modality``, or reused when made from the same ``x``, clustering
+    config, seed and ``k``. One stamp for every caller, so that a model fitted by one stage is the
+    one the next reuses.
     ``fit`` replaces the fitting (the stamp stays). Returns ``(model, reused)``."""
     cc = run.cfg.model.clustering
     algo = algorithm or cc.algorithm
@@ -113,12 +115,12 @@ def cached_clusterer(
     folder.mkdir(parents=True, exist_ok=True)
     stamp = array_stamp(x, extra={**_cluster_params(run, algo), "k": k})
     if fit is None:
-        fit = lambda: make_clusterer(algo, k, cc, random_state=run.seed).fit(x)  # noqa: E731
+        fit = lambda: make_clusterer(algo, k, cc, run.seed, modality=modality).fit(x)  # noqa: E731
     return cached_model(folder, name, stamp, fit, force)
 
 
 def finer_fit(
-    run: Run, base: Clusterer, x: NDArray, k: int, algorithm: str, **mixture: Any
+    run: Run, base: Clusterer, x: NDArray, k: int, algorithm: str, modality: Modality, **mixture: Any
 ) -> Callable[[], Clusterer]:
     """How to fit ``k`` clusters of the codes ``x`` that ``base`` (of ``algorithm``) clustered: for
     UMAP+GMM a new mixture on ``base``'s embedding
@@ -127,10 +129,12 @@ def finer_fit(
     if isinstance(base, UmapGMM):
         return lambda: base.with_clusters(k, **mixture)
     cc = run.cfg.model.clustering
-    return lambda: make_clusterer(algorithm, k, cc, random_state=run.seed).fit(x)
+    return lambda: make_clusterer(algorithm, k, cc, run.seed, modality=modality).fit(x)
 
 
-def taught_clusterer(run: Run, name: str, x: NDArray, base: Clusterer, *, force: bool = False) -> Clusterer:
+def taught_clusterer(
+    run: Run, name: str, x: NDArray, base: Clusterer, *, modality: Modality, force: bool = False
+) -> Clusterer:
     """The clusters of the codes ``x`` that the partner modality's convergence head learns:
     ``base`` (the ``n_clusters`` clustering of ``x``, saved as ``name``) itself, or with
     ``model.clustering.convergence_clusters`` above it, a finer clustering ``<name>_taught`` on the
@@ -140,8 +144,8 @@ def taught_clusterer(run: Run, name: str, x: NDArray, base: Clusterer, *, force:
     k = cc.taught_clusters
     if k == cc.n_clusters:
         return base
-    fit = finer_fit(run, base, x, k, cc.algorithm, mixture_starts=1, mixture_choice="likeliest")
-    return cached_clusterer(run, f"{name}_taught", x, k, force=force, fit=fit)[0]
+    fit = finer_fit(run, base, x, k, cc.algorithm, modality, mixture_starts=1, mixture_choice="likeliest")
+    return cached_clusterer(run, f"{name}_taught", x, k, modality=modality, force=force, fit=fit)[0]
 
 
 def image_clusterer(
@@ -152,7 +156,8 @@ def image_clusterer(
     targets and the clustering stage agree. ``unimodal`` (with image feedback): the clusters of the
     first-pass image autoencoder's codes (``image_unimodal.npz``), which the audio head learns."""
     name = "image_unimodal" if unimodal else "image"
-    return cached_clusterer(run, name, z_image_train, run.cfg.model.clustering.n_clusters, force=force)[0]
+    k = run.cfg.model.clustering.n_clusters
+    return cached_clusterer(run, name, z_image_train, k, modality="image", force=force)[0]
 
 
 def fit_modality_clusters(
@@ -187,15 +192,16 @@ def fit_modality_clusters(
     models: dict[str, Clusterer] = {}
     reused = []
     for name, (split, k) in jobs.items():
+        modality: Modality = "audio" if name.startswith("audio") else "image"
         fit = None
         if name == "image_brain" and k == cc.n_clusters:
             # no over-clustering: the brain links the image clusters themselves; the copy under
             # this name keeps image_brain.npz (read by generation) in step with them
             fit = lambda: models["image"]  # noqa: E731
         elif name.endswith("_brain"):  # the modality's over-clustering, on its clustering's embedding
-            fit = finer_fit(run, models[name.split("_")[0]], z[split], k, algo)
+            fit = finer_fit(run, models[modality], z[split], k, algo, modality)
         models[name], was = cached_clusterer(
-            run, prefix + name, z[split], k, force=force, algorithm=algo, fit=fit
+            run, prefix + name, z[split], k, modality=modality, force=force, algorithm=algo, fit=fit
         )
         reused.append(was)
     if k_img_brain == cc.n_clusters:
