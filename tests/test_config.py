@@ -124,6 +124,13 @@ def test_audio_umap_neighbours() -> None:
     assert plain.audio_umap_n_neighbors is None and plain.umap_neighbors("audio", k) == plain.umap_n_neighbors
 
 
+def test_fold_epochs_are_positive() -> None:
+    msg = _error(_set(_quick(), "evaluation.speaker_holdout_epochs", 0))
+    assert "evaluation.speaker_holdout_epochs" in msg
+    cfg = config_from_dict(_set(_quick(), "evaluation.speaker_holdout_epochs", 15))
+    assert cfg.evaluation.speaker_holdout_epochs == 15
+
+
 def test_voice_vote_is_a_share() -> None:
     msg = _error(_set(_quick(), "evaluation.voice_vote", 1.5))
     assert "evaluation.voice_vote" in msg and "1.5" in msg

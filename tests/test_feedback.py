@@ -31,8 +31,11 @@ from mmga_helpers.stages.world import convergence_targets
 SPEAKERS = ("ann", "bob", "cid", "dee", "eve", "fay")
 
 
-def tiny_run(root: Path, image_weight: float = 1.0, taught: int | None = 30) -> Run:
+def tiny_run(
+    root: Path, image_weight: float = 1.0, taught: int | None = 30, fold_epochs: int | None = None
+) -> Run:
     raw = profile_dict("quick")
+    raw["evaluation"]["speaker_holdout_epochs"] = fold_epochs
     raw["model"]["clustering"]["convergence_clusters"] = taught
     for section, layers in (("image_autoencoder", [4]), ("audio_autoencoder", [4])):
         raw["model"][section].update(
@@ -178,6 +181,19 @@ def test_mismatched_world_and_holdout_under_feedback(tmp_path, data) -> None:
     assert images.n_brain == run.cfg.model.clustering.n_clusters
     assert images.z_train.shape == z["image_train"].shape
     assert not np.array_equal(images.z_train, z["image_train"])  # the first pass's codes
+
+
+def test_fold_epochs_come_from_the_evaluation_section(tmp_path, data) -> None:
+    """``evaluation.speaker_holdout_epochs`` sets the folds' epochs, not the main audio model's."""
+    from mmga_helpers.evaluation.holdout import speaker_holdout
+
+    run = tiny_run(tmp_path, fold_epochs=2)
+    image_ae, audio_ae = train_autoencoders(run, data)
+    clusters = fit_modality_clusters(run, latents(run, data, image_ae, audio_ae))
+    speaker_holdout(run, data, clusters, speakers=["ann"])
+    fold = read_json(run.models / "loso" / "ann" / "meta.json")
+    assert fold["config"]["epochs"] == fold["epochs_run"] == 2
+    assert read_json(run.models / "audio_autoencoder" / "meta.json")["config"]["epochs"] == 1
 
 
 def test_holdout_scores_both_voice_settings_in_one_pass(tmp_path, data) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mmga_helpers.core.config import ConfigError
+from mmga_helpers.core.config import ConfigError, load_config
 from mmga_helpers.tools.voice_selection import main, parse_setting, setting_config
 
 
@@ -18,7 +18,9 @@ def test_settings_parse_and_keep_the_outer_speaker_out_of_the_config() -> None:
             parse_setting(bad)
     cfg = setting_config("tilt", {"spectral_tilt": 0.2})
     audio = cfg.model.audio_autoencoder
-    assert (audio.spectral_tilt, audio.epochs, cfg.evaluation.voice_normalize) == (0.2, 30, True)
+    folds = load_config("full").evaluation.speaker_holdout_epochs  # the folds train as the full profile's
+    assert (audio.spectral_tilt, audio.epochs, cfg.evaluation.voice_normalize) == (0.2, folds, True)
+    assert setting_config("e3", {"epochs": 3}).model.audio_autoencoder.epochs == 3
     assert str(cfg.paths.output_dir).endswith("voice_selection/tilt")
     with pytest.raises(ConfigError, match="spectral_tilt"):
         setting_config("bad", {"spectral_tilt": 2.0})

@@ -192,6 +192,8 @@ class PathsConfig(_Section):
 
 class EvaluationConfig(_Section):
     speaker_holdout: bool  # leave-one-speaker-out: six more audio autoencoder trainings per seed
+    # at most this many epochs for each fold's audio autoencoder (None: model.audio_autoencoder's)
+    speaker_holdout_epochs: PosInt | None = None
     baselines: bool  # PCA + k-means on pixels, MFCC statistics + k-means on audio, side by side
     max_hear_items: PosInt | None  # MNIST test images heard for the judged score (None: all)
     view_points: Annotated[int, Field(ge=50)] = 2000  # test latents per 2-D UMAP / t-SNE view

@@ -189,8 +189,9 @@ def speaker_holdout(
     plain_voted: dict[str, float] | None = None,
 ) -> dict[str, float]:
     """Leave-one-speaker-out audio -> image accuracy per speaker: the audio autoencoder is retrained
-    on the other speakers' training clips (kept in ``models/seed<s>/loso/<speaker>``), so the
-    held-out voice is new to every learned part. ``recalled`` receives each fold's recalled image
+    on the other speakers' training clips (kept in ``models/seed<s>/loso/<speaker>``; for
+    ``evaluation.speaker_holdout_epochs`` epochs when set), so the held-out voice is new to every
+    learned part. ``recalled`` receives each fold's recalled image
     clusters (see :func:`holdout_fold`), from which :func:`speaker_holdout_see` draws images.
     ``images`` (default: :func:`holdout_images`) is what held-out voices are linked to.
     ``voice_normalize`` (default: ``evaluation.voice_normalize``) standardises codes per voice;
@@ -207,6 +208,9 @@ def speaker_holdout(
     if images is None:
         images = holdout_images(run, data, {}, clusters)
     linked = images.linked(data.image_train_labels)
+    fold_cfg = run.cfg.model.audio_autoencoder
+    if run.cfg.evaluation.speaker_holdout_epochs is not None:
+        fold_cfg = fold_cfg.model_copy(update={"epochs": run.cfg.evaluation.speaker_holdout_epochs})
     out = {}
     for speaker in speakers or sorted(np.unique(spk)):
         others = is_train & (spk != speaker)
@@ -216,7 +220,7 @@ def speaker_holdout(
             targets = convergence_targets(run, images.target_ids, data.image_train_labels, digits[others])
         ae = train_autoencoder(
             x[others],
-            run.cfg.model.audio_autoencoder,
+            fold_cfg,
             "audio_autoencoder",
             run.models / "loso" / speaker,
             seed=run.seed,

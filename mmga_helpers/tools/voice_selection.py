@@ -52,7 +52,10 @@ def setting_config(name: str, overrides: dict[str, Any]):
     """The quick profile with the full profile's audio autoencoder (and ``overrides``), the speaker
     hold-out, voice normalisation and the voice vote on, writing under ``outputs/voice_selection/<name>``."""
     data, full = profile_dict("quick"), profile_dict("full")
-    data["model"]["audio_autoencoder"] = {**full["model"]["audio_autoencoder"], **overrides}
+    audio = full["model"]["audio_autoencoder"]
+    # the folds train as the full profile's do: for its speaker_holdout_epochs, unless epochs is set
+    audio = {**audio, "epochs": full["evaluation"].get("speaker_holdout_epochs") or audio["epochs"]}
+    data["model"]["audio_autoencoder"] = {**audio, **overrides}
     vote = full["evaluation"]["voice_vote"]
     data["evaluation"].update(speaker_holdout=True, voice_normalize=True, voice_vote=vote)
     data["paths"]["output_dir"] = f"{OUT}/{name}"
