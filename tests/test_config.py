@@ -128,7 +128,9 @@ def test_fold_epochs_are_positive() -> None:
     msg = _error(_set(_quick(), "evaluation.speaker_holdout_epochs", 0))
     assert "evaluation.speaker_holdout_epochs" in msg
     cfg = config_from_dict(_set(_quick(), "evaluation.speaker_holdout_epochs", 15))
-    assert cfg.evaluation.speaker_holdout_epochs == 15
+    assert cfg.holdout_autoencoder.epochs == 15 and cfg.model.audio_autoencoder.epochs != 15
+    plain = config_from_dict(_quick())
+    assert plain.holdout_autoencoder == plain.model.audio_autoencoder  # unset: the model's own
 
 
 def test_voice_vote_is_a_share() -> None:

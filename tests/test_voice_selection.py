@@ -18,8 +18,7 @@ def test_settings_parse_and_keep_the_outer_speaker_out_of_the_config() -> None:
             parse_setting(bad)
     cfg = setting_config("tilt", {"spectral_tilt": 0.2})
     audio = cfg.model.audio_autoencoder
-    full = load_config("full")  # the folds train as the full profile's do
-    folds = full.evaluation.speaker_holdout_epochs or full.model.audio_autoencoder.epochs
+    folds = load_config("full").holdout_autoencoder.epochs  # the folds train as the full profile's do
     assert (audio.spectral_tilt, audio.epochs, cfg.evaluation.voice_normalize) == (0.2, folds, True)
     assert setting_config("e3", {"epochs": 3}).model.audio_autoencoder.epochs == 3
     assert str(cfg.paths.output_dir).endswith("voice_selection/tilt")

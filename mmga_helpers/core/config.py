@@ -280,6 +280,14 @@ class Config(_Section):
                     )
         return self
 
+    @property
+    def holdout_autoencoder(self) -> AudioAutoencoderConfig:
+        """The audio autoencoder each speaker hold-out fold trains: the model's, for
+        ``evaluation.speaker_holdout_epochs`` epochs when set."""
+        epochs = self.evaluation.speaker_holdout_epochs
+        audio = self.model.audio_autoencoder
+        return audio if epochs is None else audio.model_copy(update={"epochs": epochs})
+
     # -- derived locations -------------------------------------------------------------------------
     # ``root`` defaults to the project's (core.paths): a kernel started in notebooks/ and a command
     # typed in a subfolder find the outputs a run from the root wrote. A relative ``root`` is taken

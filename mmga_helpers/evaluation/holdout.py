@@ -208,9 +208,6 @@ def speaker_holdout(
     if images is None:
         images = holdout_images(run, data, {}, clusters)
     linked = images.linked(data.image_train_labels)
-    fold_cfg = run.cfg.model.audio_autoencoder
-    if run.cfg.evaluation.speaker_holdout_epochs is not None:
-        fold_cfg = fold_cfg.model_copy(update={"epochs": run.cfg.evaluation.speaker_holdout_epochs})
     out = {}
     for speaker in speakers or sorted(np.unique(spk)):
         others = is_train & (spk != speaker)
@@ -220,7 +217,7 @@ def speaker_holdout(
             targets = convergence_targets(run, images.target_ids, data.image_train_labels, digits[others])
         ae = train_autoencoder(
             x[others],
-            fold_cfg,
+            run.cfg.holdout_autoencoder,
             "audio_autoencoder",
             run.models / "loso" / speaker,
             seed=run.seed,

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from mmga_helpers.core.config import ConfigError, config_from_dict, profile_dict
+from mmga_helpers.core.config import ConfigError, config_from_dict, load_config, profile_dict
 from mmga_helpers.core.io import write_json
 from mmga_helpers.core.paths import from_root
 from mmga_helpers.evaluation.holdout import holdout_images, recalled_accuracy, speaker_holdout
@@ -51,12 +51,11 @@ def parse_setting(text: str) -> tuple[str, dict[str, Any]]:
 def setting_config(name: str, overrides: dict[str, Any]):
     """The quick profile with the full profile's audio autoencoder (and ``overrides``), the speaker
     hold-out, voice normalisation and the voice vote on, writing under ``outputs/voice_selection/<name>``."""
-    data, full = profile_dict("quick"), profile_dict("full")
-    audio = full["model"]["audio_autoencoder"]
-    # the folds train as the full profile's do: for its speaker_holdout_epochs, unless epochs is set
-    audio = {**audio, "epochs": full["evaluation"].get("speaker_holdout_epochs") or audio["epochs"]}
-    data["model"]["audio_autoencoder"] = {**audio, **overrides}
-    vote = full["evaluation"]["voice_vote"]
+    data, full = profile_dict("quick"), load_config("full")
+    # the folds train as the full profile's do (its speaker_holdout_epochs), unless epochs is set
+    folds = full.holdout_autoencoder.model_dump(mode="json")
+    data["model"]["audio_autoencoder"] = {**folds, **overrides}
+    vote = full.evaluation.voice_vote
     data["evaluation"].update(speaker_holdout=True, voice_normalize=True, voice_vote=vote)
     data["paths"]["output_dir"] = f"{OUT}/{name}"
     return config_from_dict(data, f"setting {name}")
